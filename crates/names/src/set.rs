@@ -1,0 +1,594 @@
+//! [`SelectorSet`]: every selector that matches a name, in one pass over the name.
+//!
+//! Cilium compiles one regular expression per selector and runs each of them on every new name,
+//! so its cost grows with the number of selectors. Here the selectors live in three places:
+//!
+//! - `exact`: `matchName`s and wildcard-free patterns, keyed by the whole name (one hash lookup);
+//! - `match_all`: the all-star patterns (`*`, `**.`), which match every name made of
+//!   `[-a-zA-Z0-9_]` labels;
+//! - a trie over reversed labels for the rest. An edge is a literal label (one hash lookup in a
+//!   table shared by all nodes), the lone `*`, or a glob label (`api-*`, `*-prod`, `a*b`), which
+//!   is found through an index by its literal prefix or suffix. A node also lists the `**.`
+//!   patterns that end there and want one or more further labels.
+//!
+//! Matching walks the name's labels from the right, keeping the set of trie nodes reached. Each
+//! step costs a hash lookup per reached node plus the glob candidates whose prefix or suffix the
+//! label really has, so the cost depends on the name and on the selectors that match it, not on
+//! how many selectors the set holds.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::{HashMap, HashTable};
+
+use crate::name::normalize;
+use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_text};
+
+/// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
+/// which come from policy, not from the network).
+const SEED: u64 = 0x6671_646e_7061_7468;
+
+/// Labels longer than this are not indexed by prefix or suffix length (a `u64` bit mask).
+const MAX_INDEXED_AFFIX: usize = 63;
+
+const ROOT: u32 = 0;
+const NONE: u32 = u32::MAX;
+
+/// The handle of a selector inside a [`SelectorSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SelectorId(u32);
+
+impl SelectorId {
+    /// The dense index of this id (ids are reused after removal).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+struct Slot {
+    selector: FqdnSelector,
+    refs: u32,
+}
+
+/// A set of FQDN selectors that answers "which of them match this name" in one pass.
+///
+/// Inserting an equal selector twice returns the same id and counts a reference; removing it
+/// drops one reference. Matching returns every matching selector exactly once.
+///
+/// ```
+/// use fqdnpath_names::{FqdnSelector, SelectorSet};
+///
+/// let mut set = SelectorSet::new();
+/// let api = set.insert(FqdnSelector::match_name("api.example.com").unwrap());
+/// let any = set.insert(FqdnSelector::match_pattern("*.example.com").unwrap());
+/// let deep = set.insert(FqdnSelector::match_pattern("**.example.com").unwrap());
+/// assert_eq!(set.matches("API.example.com"), vec![api, any, deep]);
+/// assert_eq!(set.matches("a.b.example.com"), vec![deep]);
+/// assert!(set.matches("example.com").is_empty());
+/// ```
+#[derive(Default)]
+pub struct SelectorSet {
+    slots: Vec<Option<Slot>>,
+    free_slots: Vec<u32>,
+    ids: HashMap<FqdnSelector, SelectorId, FixedState>,
+    exact: HashMap<Box<str>, Vec<SelectorId>, FixedState>,
+    match_all: Vec<SelectorId>,
+    trie: Trie,
+}
+
+impl SelectorSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a selector (or one more reference to an equal one) and returns its id.
+    ///
+    /// # Panics
+    /// If more than `u32::MAX - 1` distinct selectors are inserted.
+    pub fn insert(&mut self, selector: FqdnSelector) -> SelectorId {
+        if let Some(&id) = self.ids.get(&selector) {
+            if let Some(slot) = &mut self.slots[id.index()] {
+                slot.refs += 1;
+            }
+            return id;
+        }
+        let id = if let Some(free) = self.free_slots.pop() {
+            SelectorId(free)
+        } else {
+            let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 selectors");
+            assert!(index != NONE, "fewer than 2^32 - 1 selectors");
+            self.slots.push(None);
+            SelectorId(index)
+        };
+        match Placement::of(&selector) {
+            Placement::Exact(text) => self.exact.entry(text.into()).or_default().push(id),
+            Placement::All => self.match_all.push(id),
+            Placement::Trie(subdomains, labels) => self.trie.insert(subdomains, labels, id),
+        }
+        self.ids.insert(selector.clone(), id);
+        self.slots[id.index()] = Some(Slot { selector, refs: 1 });
+        id
+    }
+
+    /// Drops one reference to the selector `id`; the selector leaves the set with its last
+    /// reference. Returns whether it left.
+    pub fn remove(&mut self, id: SelectorId) -> bool {
+        let Some(slot) = self.slots.get_mut(id.index()).and_then(Option::as_mut) else {
+            return false;
+        };
+        slot.refs -= 1;
+        if slot.refs > 0 {
+            return false;
+        }
+        let Some(slot) = self.slots[id.index()].take() else {
+            return false;
+        };
+        self.ids.remove(&slot.selector);
+        self.free_slots.push(id.0);
+        match Placement::of(&slot.selector) {
+            Placement::Exact(text) => {
+                if let Some(ids) = self.exact.get_mut(text) {
+                    ids.retain(|&x| x != id);
+                    if ids.is_empty() {
+                        self.exact.remove(text);
+                    }
+                }
+            }
+            Placement::All => self.match_all.retain(|&x| x != id),
+            Placement::Trie(subdomains, labels) => self.trie.remove(subdomains, labels, id),
+        }
+        true
+    }
+
+    /// The id of a selector equal to `selector`, if the set holds one.
+    pub fn id_of(&self, selector: &FqdnSelector) -> Option<SelectorId> {
+        self.ids.get(selector).copied()
+    }
+
+    /// The selector behind `id`.
+    pub fn get(&self, id: SelectorId) -> Option<&FqdnSelector> {
+        self.slots
+            .get(id.index())
+            .and_then(Option::as_ref)
+            .map(|s| &s.selector)
+    }
+
+    /// How many distinct selectors the set holds.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the set holds no selector.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Every selector with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (SelectorId, &FqdnSelector)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_ref().map(|s| {
+                #[expect(clippy::cast_possible_truncation, reason = "slots.len() < u32::MAX")]
+                (SelectorId(i as u32), &s.selector)
+            })
+        })
+    }
+
+    /// Calls `f` once for every selector that matches `name` (normalised first), in no
+    /// particular order.
+    pub fn for_each_match(&self, name: &str, mut f: impl FnMut(SelectorId)) {
+        let name = normalize(name);
+        if !self.match_all.is_empty()
+            && crate::name::labels(&name).all(|l| !l.is_empty() && is_label_text(l))
+        {
+            self.match_all.iter().copied().for_each(&mut f);
+        }
+        if let Some(ids) = self.exact.get(&*name) {
+            ids.iter().copied().for_each(&mut f);
+        }
+        self.trie.walk(&name, f);
+    }
+
+    /// Clears `out` and fills it with the ids of every selector that matches `name`, ascending.
+    pub fn matches_into(&self, name: &str, out: &mut Vec<SelectorId>) {
+        out.clear();
+        self.for_each_match(name, |id| out.push(id));
+        out.sort_unstable();
+    }
+
+    /// The ids of every selector that matches `name`, ascending.
+    pub fn matches(&self, name: &str) -> Vec<SelectorId> {
+        let mut out = Vec::new();
+        self.matches_into(name, &mut out);
+        out
+    }
+
+    /// Whether any selector matches `name`.
+    pub fn matches_any(&self, name: &str) -> bool {
+        let mut any = false;
+        self.for_each_match(name, |_| any = true);
+        any
+    }
+}
+
+impl std::fmt::Debug for SelectorSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Extend<FqdnSelector> for SelectorSet {
+    fn extend<I: IntoIterator<Item = FqdnSelector>>(&mut self, iter: I) {
+        for selector in iter {
+            self.insert(selector);
+        }
+    }
+}
+
+impl FromIterator<FqdnSelector> for SelectorSet {
+    fn from_iter<I: IntoIterator<Item = FqdnSelector>>(iter: I) -> Self {
+        let mut set = Self::new();
+        set.extend(iter);
+        set
+    }
+}
+
+/// Where a selector lives in the set.
+enum Placement<'a> {
+    Exact(&'a str),
+    All,
+    Trie(bool, &'a [LabelPattern]),
+}
+
+impl<'a> Placement<'a> {
+    fn of(selector: &'a FqdnSelector) -> Self {
+        match selector {
+            FqdnSelector::MatchName(name) => Self::Exact(name.as_str()),
+            FqdnSelector::MatchPattern(pattern) => match pattern.compiled() {
+                Compiled::MatchAll => Self::All,
+                Compiled::Labels { subdomains, labels } => {
+                    let literal = labels.iter().all(|l| matches!(l, LabelPattern::Literal(_)));
+                    if literal && !subdomains {
+                        // A pattern without `*` matches exactly its own text.
+                        Self::Exact(pattern.as_str())
+                    } else {
+                        Self::Trie(*subdomains, labels)
+                    }
+                }
+            },
+        }
+    }
+}
+
+struct Edge {
+    parent: u32,
+    label: Box<str>,
+    /// A glob edge (its label holds `*`): never matched as a literal.
+    glob: bool,
+    child: u32,
+}
+
+struct Node {
+    /// Selectors whose path passes through or ends at this node.
+    refs: u32,
+    /// Patterns that end here.
+    terminal: Vec<SelectorId>,
+    /// `**.` patterns that end here: they match when one or more further labels remain.
+    subdomains: Vec<SelectorId>,
+    /// The child behind the lone `*` label.
+    star: u32,
+    globs: GlobIndex,
+}
+
+impl Node {
+    fn new() -> Self {
+        Self {
+            refs: 0,
+            terminal: Vec::new(),
+            subdomains: Vec::new(),
+            star: NONE,
+            globs: GlobIndex::default(),
+        }
+    }
+}
+
+/// The glob edges of one node (other than the lone `*`), indexed by literal prefix or suffix.
+#[derive(Default)]
+struct GlobIndex {
+    globs: Vec<(Glob, u32)>,
+    by_prefix: HashMap<Box<str>, Vec<u32>, FixedState>,
+    /// Bit `n` is set when some indexed prefix is `n` bytes long.
+    prefix_lens: u64,
+    by_suffix: HashMap<Box<str>, Vec<u32>, FixedState>,
+    suffix_lens: u64,
+    /// Globs with neither prefix nor suffix to index (`*a*`), or too long ones.
+    scan: Vec<u32>,
+}
+
+impl GlobIndex {
+    fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
+    fn add(&mut self, glob: Glob, child: u32) {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "one node never has 2^32 globs"
+        )]
+        let at = self.globs.len() as u32;
+        self.index(&glob, at);
+        self.globs.push((glob, child));
+    }
+
+    fn index(&mut self, glob: &Glob, at: u32) {
+        let (prefix, suffix) = (glob.prefix(), glob.suffix());
+        if !prefix.is_empty() && prefix.len() <= MAX_INDEXED_AFFIX {
+            self.by_prefix.entry(prefix.into()).or_default().push(at);
+            self.prefix_lens |= 1 << prefix.len();
+        } else if !suffix.is_empty() && suffix.len() <= MAX_INDEXED_AFFIX {
+            self.by_suffix.entry(suffix.into()).or_default().push(at);
+            self.suffix_lens |= 1 << suffix.len();
+        } else {
+            self.scan.push(at);
+        }
+    }
+
+    fn remove(&mut self, child: u32) {
+        self.globs.retain(|&(_, c)| c != child);
+        let globs = std::mem::take(&mut self.globs);
+        *self = Self::default();
+        for (glob, child) in globs {
+            self.add(glob, child);
+        }
+    }
+
+    /// Calls `f` with the child of every glob that matches `label` (all label bytes).
+    fn for_each_match(&self, label: &str, mut f: impl FnMut(u32)) {
+        let mut check = |candidates: &[u32]| {
+            for &at in candidates {
+                let (glob, child) = &self.globs[at as usize];
+                if glob.matches_label_text(label) {
+                    f(*child);
+                }
+            }
+        };
+        let mut lens = self.prefix_lens;
+        while lens != 0 {
+            let n = lens.trailing_zeros() as usize;
+            lens &= lens - 1;
+            if n > label.len() {
+                break;
+            }
+            if let Some(candidates) = self.by_prefix.get(&label[..n]) {
+                check(candidates);
+            }
+        }
+        let mut lens = self.suffix_lens;
+        while lens != 0 {
+            let n = lens.trailing_zeros() as usize;
+            lens &= lens - 1;
+            if n > label.len() {
+                break;
+            }
+            if let Some(candidates) = self.by_suffix.get(&label[label.len() - n..]) {
+                check(candidates);
+            }
+        }
+        check(&self.scan);
+    }
+}
+
+/// The trie over reversed labels.
+struct Trie {
+    nodes: Vec<Node>,
+    free_nodes: Vec<u32>,
+    edges: HashTable<Edge>,
+    hasher: FixedState,
+    /// How many `**.` patterns the trie holds (the walk skips their bookkeeping when none).
+    subdomain_patterns: usize,
+}
+
+impl Default for Trie {
+    fn default() -> Self {
+        Self {
+            nodes: vec![Node::new()],
+            free_nodes: Vec::new(),
+            edges: HashTable::new(),
+            hasher: FixedState::with_seed(SEED),
+            subdomain_patterns: 0,
+        }
+    }
+}
+
+impl Trie {
+    fn edge_hash(&self, parent: u32, label: &str) -> u64 {
+        self.hasher.hash_one((parent, label))
+    }
+
+    fn find_edge(&self, parent: u32, label: &str, glob: bool) -> Option<u32> {
+        let hash = self.edge_hash(parent, label);
+        self.edges
+            .find(hash, |e| {
+                e.parent == parent && e.glob == glob && *e.label == *label
+            })
+            .map(|e| e.child)
+    }
+
+    fn new_node(&mut self) -> u32 {
+        if let Some(free) = self.free_nodes.pop() {
+            self.nodes[free as usize] = Node::new();
+            free
+        } else {
+            let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 trie nodes");
+            self.nodes.push(Node::new());
+            id
+        }
+    }
+
+    fn child_or_insert(&mut self, parent: u32, label: &LabelPattern) -> u32 {
+        let (text, glob) = match label {
+            LabelPattern::Literal(text) => (&**text, false),
+            LabelPattern::Glob(glob) => (&*glob.text, true),
+        };
+        if let Some(child) = self.find_edge(parent, text, glob) {
+            return child;
+        }
+        let child = self.new_node();
+        let hash = self.edge_hash(parent, text);
+        let hasher = self.hasher.clone();
+        self.edges.insert_unique(
+            hash,
+            Edge {
+                parent,
+                label: text.into(),
+                glob,
+                child,
+            },
+            |e| hasher.hash_one((e.parent, &*e.label)),
+        );
+        if let LabelPattern::Glob(g) = label {
+            let node = &mut self.nodes[parent as usize];
+            if g.is_star() {
+                node.star = child;
+            } else {
+                node.globs.add(g.clone(), child);
+            }
+        }
+        child
+    }
+
+    fn insert(&mut self, subdomains: bool, labels: &[LabelPattern], id: SelectorId) {
+        let mut node = ROOT;
+        self.nodes[ROOT as usize].refs += 1;
+        for label in labels.iter().rev() {
+            node = self.child_or_insert(node, label);
+            self.nodes[node as usize].refs += 1;
+        }
+        let node = &mut self.nodes[node as usize];
+        if subdomains {
+            node.subdomains.push(id);
+            self.subdomain_patterns += 1;
+        } else {
+            node.terminal.push(id);
+        }
+    }
+
+    fn remove(&mut self, subdomains: bool, labels: &[LabelPattern], id: SelectorId) {
+        // The path exists: the selector was inserted along it.
+        let mut path = Vec::with_capacity(labels.len() + 1);
+        path.push(ROOT);
+        for label in labels.iter().rev() {
+            let (text, glob) = match label {
+                LabelPattern::Literal(text) => (&**text, false),
+                LabelPattern::Glob(glob) => (&*glob.text, true),
+            };
+            match self.find_edge(*path.last().unwrap_or(&ROOT), text, glob) {
+                Some(child) => path.push(child),
+                None => return,
+            }
+        }
+        let end = &mut self.nodes[*path.last().unwrap_or(&ROOT) as usize];
+        if subdomains {
+            end.subdomains.retain(|&x| x != id);
+            self.subdomain_patterns -= 1;
+        } else {
+            end.terminal.retain(|&x| x != id);
+        }
+        for &node in &path {
+            self.nodes[node as usize].refs -= 1;
+        }
+        // Unlink the nodes no selector uses any more, deepest first.
+        for (depth, label) in labels.iter().rev().enumerate().rev() {
+            let (parent, child) = (path[depth], path[depth + 1]);
+            if self.nodes[child as usize].refs > 0 {
+                break;
+            }
+            let (text, glob) = match label {
+                LabelPattern::Literal(text) => (&**text, false),
+                LabelPattern::Glob(glob) => (&*glob.text, true),
+            };
+            let hash = self.edge_hash(parent, text);
+            if let Ok(entry) = self.edges.find_entry(hash, |e| {
+                e.parent == parent && e.glob == glob && *e.label == *text
+            }) {
+                entry.remove();
+            }
+            if let LabelPattern::Glob(g) = label {
+                let parent_node = &mut self.nodes[parent as usize];
+                if g.is_star() {
+                    parent_node.star = NONE;
+                } else {
+                    parent_node.globs.remove(child);
+                }
+            }
+            self.nodes[child as usize] = Node::new();
+            self.free_nodes.push(child);
+        }
+    }
+
+    /// Calls `f` for every pattern in the trie that matches the normalised name `fqdn`.
+    fn walk(&self, fqdn: &str, mut f: impl FnMut(SelectorId)) {
+        if self.nodes[ROOT as usize].refs == 0 {
+            return;
+        }
+        let body = fqdn.strip_suffix('.').unwrap_or(fqdn);
+        let mut remaining = if body.is_empty() {
+            0
+        } else {
+            body.bytes().filter(|&b| b == b'.').count() + 1
+        };
+        // `**.` wants every label left of where it stands to be one of `[-a-zA-Z0-9_]+`:
+        // count how many leading labels are.
+        let valid_leading = if self.subdomain_patterns > 0 && remaining > 0 {
+            body.split('.')
+                .take_while(|l| !l.is_empty() && is_label_text(l))
+                .count()
+        } else {
+            0
+        };
+        let mut current: Vec<u32> = Vec::with_capacity(4);
+        let mut next: Vec<u32> = Vec::with_capacity(4);
+        current.push(ROOT);
+        if remaining > 0 {
+            for label in body.rsplit('.') {
+                if remaining <= valid_leading {
+                    for &node in &current {
+                        self.nodes[node as usize]
+                            .subdomains
+                            .iter()
+                            .copied()
+                            .for_each(&mut f);
+                    }
+                }
+                let wild = is_label_text(label);
+                next.clear();
+                for &node in &current {
+                    if let Some(child) = self.find_edge(node, label, false) {
+                        next.push(child);
+                    }
+                    if wild {
+                        let n = &self.nodes[node as usize];
+                        if n.star != NONE {
+                            next.push(n.star);
+                        }
+                        if !n.globs.is_empty() {
+                            n.globs.for_each_match(label, |child| next.push(child));
+                        }
+                    }
+                }
+                std::mem::swap(&mut current, &mut next);
+                if current.is_empty() {
+                    return;
+                }
+                remaining -= 1;
+            }
+        }
+        for &node in &current {
+            self.nodes[node as usize]
+                .terminal
+                .iter()
+                .copied()
+                .for_each(&mut f);
+        }
+    }
+}
