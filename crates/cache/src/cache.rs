@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use fqdnpath_names::Fqdn;
 use foldhash::fast::FixedState;
+use fqdnpath_names::Fqdn;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
@@ -118,11 +118,24 @@ pub enum Removal {
     OverLimit,
 }
 
+/// One pair [`DnsCache::gc`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removed {
+    /// The name.
+    pub name: Fqdn,
+    /// The IP.
+    pub ip: IpAddr,
+    /// The entry it had.
+    pub entry: Entry,
+    /// Why it left.
+    pub why: Removal,
+}
+
 /// The pairs [`DnsCache::gc`] removed, in (name, IP) order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcOutcome {
-    /// (name, IP, why) for each removed pair.
-    pub removed: Vec<(Fqdn, IpAddr, Removal)>,
+    /// Each removed pair.
+    pub removed: Vec<Removed>,
 }
 
 enum Upsert {
@@ -272,6 +285,19 @@ impl DnsCache {
         }
     }
 
+    /// Every IP held for `name`, valid or expired (until GC), in IP order.
+    pub fn ips_of(&self, name: &str) -> impl Iterator<Item = IpAddr> + '_ {
+        self.forward
+            .get(name)
+            .into_iter()
+            .flat_map(|e| e.ips.iter().map(|(ip, _)| *ip))
+    }
+
+    /// Every name holding `ip`, valid or expired (until GC), in name order.
+    pub fn names_of(&self, ip: IpAddr) -> &[Fqdn] {
+        self.reverse.get(&ip).map_or(&[], Vec::as_slice)
+    }
+
     /// The IPs of `name` (normalised: lower-case, trailing dot) valid at `now`, in IP order.
     pub fn lookup(&self, name: &str, now: Timestamp) -> Vec<IpAddr> {
         let mut out = Vec::new();
@@ -344,25 +370,35 @@ impl DnsCache {
                 if entry.is_valid_at(now) {
                     valid += 1;
                 } else {
-                    removed.push((name.clone(), *ip, Removal::Expired));
+                    removed.push(Removed {
+                        name: name.clone(),
+                        ip: *ip,
+                        entry: *entry,
+                        why: Removal::Expired,
+                    });
                 }
             }
             if limit > 0 && valid > limit {
-                let mut order: Vec<(Timestamp, IpAddr)> = entries
+                let mut order: Vec<(Timestamp, IpAddr, Entry)> = entries
                     .ips
                     .iter()
                     .filter(|(_, e)| e.is_valid_at(now))
-                    .map(|(ip, e)| (e.expiry, *ip))
+                    .map(|(ip, e)| (e.expiry, *ip, *e))
                     .collect();
-                order.sort_unstable();
-                for &(_, ip) in &order[..valid - limit] {
-                    removed.push((name.clone(), ip, Removal::OverLimit));
+                order.sort_unstable_by_key(|&(expiry, ip, _)| (expiry, ip));
+                for &(_, ip, entry) in &order[..valid - limit] {
+                    removed.push(Removed {
+                        name: name.clone(),
+                        ip,
+                        entry,
+                        why: Removal::OverLimit,
+                    });
                 }
             }
         }
-        removed.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        for (name, ip, _) in &removed {
-            self.remove(name, *ip);
+        removed.sort_unstable_by(|a, b| (&a.name, a.ip).cmp(&(&b.name, b.ip)));
+        for r in &removed {
+            self.remove(&r.name, r.ip);
         }
         GcOutcome { removed }
     }

@@ -1,1 +1,34 @@
-//! placeholder
+//! DNS observation and the FQDN cache: what Cilium's agent learns from DNS responses.
+//!
+//! - [`observe`]: DNS wire bytes (hickory-proto) to an [`Observation`] {qname, qtype, rcode,
+//!   addresses, TTL, CNAMEs}, the way Cilium's DNS proxy extracts it. Never panics.
+//! - [`cache`]: [`DnsCache`], one endpoint's (name, IP) entries with expiry, min TTL, reverse
+//!   lookup, GC and the per-name IP cap.
+//! - [`zombie`]: [`DnsZombieMappings`], IPs that left the cache but may carry connections.
+//! - [`endpoint`]: [`EndpointCaches`], a cache and zombies per endpoint, the global view over
+//!   them, and the connection-tracking GC's input.
+//! - [`snapshot`]: a stable, versioned serialisation that restores state exactly.
+//! - [`shared`]: [`SharedDnsCache`], a sharded cache many threads ingest into at once.
+//! - [`time`]: [`Timestamp`]: time is an input here, never read from a clock.
+#![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod endpoint;
+pub mod observe;
+pub mod shared;
+pub mod snapshot;
+pub mod time;
+pub mod wire;
+pub mod zombie;
+
+pub use cache::{CacheConfig, DnsCache, Entry, GcOutcome, Removal, Removed, UpdateOutcome};
+pub use endpoint::{DNS_GC_INTERVAL, EndpointCaches, EndpointDns, EndpointId, FqdnConfig};
+pub use observe::{Observation, ObserveError, observe};
+pub use shared::SharedDnsCache;
+pub use snapshot::{Snapshot, SnapshotError};
+pub use time::Timestamp;
+pub use zombie::{DnsZombieMappings, Zombie, ZombieConfig, ZombieGc};
+
+/// hickory-proto, whose types ([`hickory_proto::op::ResponseCode`],
+/// [`hickory_proto::rr::RecordType`]) appear in [`Observation`].
+pub use hickory_proto;

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use fqdnpath_names::Fqdn;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::DecodeError;
 
 /// The largest DNS message: a 16-bit length over TCP, the IP limit over UDP.
@@ -107,7 +107,7 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
     let Some(question) = message.queries.first() else {
         return Err(ObserveError::NoQuestion { id });
     };
-    let qname = Fqdn::new(&question.name.to_ascii());
+    let qname = Fqdn::new(&name_text(&question.name));
     let mut addresses = Vec::new();
     let mut cnames = Vec::new();
     let mut answer_types = Vec::with_capacity(message.answers.len());
@@ -126,7 +126,7 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
                 ttl = ttl.min(record.ttl);
             }
             RData::CNAME(target) => {
-                cnames.push(target.0.to_ascii());
+                cnames.push(name_text(&target.0));
                 ttl = ttl.min(record.ttl);
             }
             _ => {}
@@ -143,4 +143,33 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
         cnames,
         answer_types,
     })
+}
+
+/// A wire name as text the way Cilium's DNS library (miekg/dns) writes it, so that selectors
+/// see the same characters: `.`, space, `'`, `@`, `;`, `(`, `)`, `"` and `\\` inside a label are
+/// escaped with a backslash, bytes outside `!`..`~` as `\\DDD` (decimal), everything else as
+/// it is; each label ends with a dot, and the root is `.`. (hickory's own `to_ascii` escapes a
+/// leading `-` and writes octal, which a `*` would then fail to match.)
+pub fn name_text(name: &Name) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
+                    out.push('\\');
+                    out.push(char::from(b));
+                }
+                0x21..=0x7e => out.push(char::from(b)),
+                _ => {
+                    let _ = write!(out, "\\{b:03}");
+                }
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
 }
