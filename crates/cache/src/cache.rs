@@ -49,16 +49,18 @@ pub struct Entry {
     pub lookup_time: Timestamp,
     /// `lookup_time + max(ttl, tofqdns-min-ttl)`; the entry is valid up to this instant included.
     pub expiry: Timestamp,
-    /// The TTL the response carried, in seconds.
+    /// The TTL in seconds: the response's, raised to `tofqdns-min-ttl` (Cilium stores the
+    /// raised value).
     pub ttl: u32,
 }
 
 impl Entry {
     /// The entry of an observation at `lookup_time` with `ttl`, under `min_ttl`.
     pub fn new(lookup_time: Timestamp, ttl: u32, min_ttl: u32) -> Self {
+        let ttl = ttl.max(min_ttl);
         Self {
             lookup_time,
-            expiry: lookup_time + Duration::from_secs(u64::from(ttl.max(min_ttl))),
+            expiry: lookup_time + Duration::from_secs(u64::from(ttl)),
             ttl,
         }
     }
@@ -73,7 +75,7 @@ impl Entry {
     /// The later expiry wins, as in Cilium. Cilium keeps the old entry on equal expiry; when
     /// updates arrive in time order that is the one with the earlier lookup, which is the rule
     /// here too, so the outcome does not depend on the order updates are applied in (which the
-    /// concurrent cache needs). Equal expiry and lookup: the larger raw TTL.
+    /// concurrent cache needs). Equal expiry and equal lookup means equal TTL.
     fn supersedes(&self, old: &Self) -> bool {
         (self.expiry, std::cmp::Reverse(self.lookup_time), self.ttl)
             > (old.expiry, std::cmp::Reverse(old.lookup_time), old.ttl)

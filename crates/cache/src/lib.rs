@@ -32,3 +32,5 @@ pub use zombie::{DnsZombieMappings, Zombie, ZombieConfig, ZombieGc};
 /// hickory-proto, whose types ([`hickory_proto::op::ResponseCode`],
 /// [`hickory_proto::rr::RecordType`]) appear in [`Observation`].
 pub use hickory_proto;
+
+pub use fqdnpath_names::Fqdn;
