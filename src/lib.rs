@@ -1,1 +1,39 @@
-//! fqdnpath
+//! fqdnpath: understand, test and enforce DNS-name-based (FQDN) egress policy the way Cilium
+//! does.
+//!
+//! Cilium enforces `toFQDNs` policy in two phases: a pod's DNS answer passes its DNS proxy, the
+//! answer's IPs are learned into an FQDN cache and programmed into eBPF maps, and only then is
+//! the pod's connection to one of those IPs judged in the kernel. This crate family reproduces
+//! that path, layer by layer:
+//!
+//! - [`names`] (`fqdnpath-names`): DNS names and `matchName`/`matchPattern` selectors with
+//!   Cilium's exact rules, and a [`SelectorSet`](names::SelectorSet) that finds every selector
+//!   matching a name in one pass.
+//! - [`cache`] (`fqdnpath-cache`): DNS responses observed from wire data (hickory-proto) and
+//!   Cilium's per-endpoint FQDN cache: TTLs, `tofqdns-min-ttl`, the per-name IP cap, GC, zombies,
+//!   the global view and snapshots that survive a restart.
+//!
+//! Time is always an input (`now`); nothing here reads a clock.
+//!
+//! ```
+//! use fqdnpath::cache::{observe, wire::ResponseBuilder, EndpointCaches, EndpointId, FqdnConfig, Timestamp};
+//! use fqdnpath::cache::hickory_proto::rr::RecordType;
+//! use fqdnpath::names::{FqdnSelector, SelectorSet};
+//!
+//! let wire = ResponseBuilder::new(1, "api.example.com", RecordType::A)
+//!     .address("api.example.com", "192.0.2.10".parse().unwrap(), 30)
+//!     .to_wire()
+//!     .unwrap();
+//! let observation = observe(&wire).unwrap();
+//! let mut caches = EndpointCaches::new(FqdnConfig::default());
+//! caches.observe(EndpointId(7), Timestamp::from_secs(0), &observation);
+//!
+//! let mut selectors = SelectorSet::new();
+//! let id = selectors.insert(FqdnSelector::match_pattern("*.example.com").unwrap());
+//! assert_eq!(selectors.matches(observation.qname.as_str()), [id]);
+//! assert!(caches.global_ips("api.example.com.").contains(&"192.0.2.10".parse().unwrap()));
+//! ```
+#![forbid(unsafe_code)]
+
+pub use fqdnpath_cache as cache;
+pub use fqdnpath_names as names;

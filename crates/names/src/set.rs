@@ -20,9 +20,10 @@ use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashTable};
+use smallvec::SmallVec;
 
 use crate::name::normalize;
-use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_text};
+use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
 
 /// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
 /// which come from policy, not from the network).
@@ -33,6 +34,25 @@ const MAX_INDEXED_AFFIX: usize = 63;
 
 const ROOT: u32 = 0;
 const NONE: u32 = u32::MAX;
+
+/// Selector ids, inline when there are one or two (the common case), so reading them costs no
+/// extra memory access.
+type Ids = SmallVec<[SelectorId; 2]>;
+
+/// A label's text, inline up to 24 bytes, so comparing an edge's label usually touches only the
+/// edge itself.
+type LabelText = SmallVec<[u8; 24]>;
+
+/// The trie nodes reached so far; a name rarely reaches more than a few at once.
+type Frontier = SmallVec<[u32; 8]>;
+
+/// Combines a label's hash with its parent node into the edge table's hash.
+#[inline]
+fn edge_hash(label_hash: u64, parent: u32) -> u64 {
+    (label_hash ^ u64::from(parent).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        .rotate_left(32)
+}
 
 /// The handle of a selector inside a [`SelectorSet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,7 +91,7 @@ pub struct SelectorSet {
     slots: Vec<Option<Slot>>,
     free_slots: Vec<u32>,
     ids: HashMap<FqdnSelector, SelectorId, FixedState>,
-    exact: HashMap<Box<str>, Vec<SelectorId>, FixedState>,
+    suffixes: SuffixTable,
     match_all: Vec<SelectorId>,
     trie: Trie,
 }
@@ -102,7 +122,7 @@ impl SelectorSet {
             SelectorId(index)
         };
         match Placement::of(&selector) {
-            Placement::Exact(text) => self.exact.entry(text.into()).or_default().push(id),
+            Placement::Table(kind, key, glob) => self.suffixes.insert(kind, key, glob, id),
             Placement::All => self.match_all.push(id),
             Placement::Trie(subdomains, labels) => self.trie.insert(subdomains, labels, id),
         }
@@ -127,14 +147,7 @@ impl SelectorSet {
         self.ids.remove(&slot.selector);
         self.free_slots.push(id.0);
         match Placement::of(&slot.selector) {
-            Placement::Exact(text) => {
-                if let Some(ids) = self.exact.get_mut(text) {
-                    ids.retain(|&x| x != id);
-                    if ids.is_empty() {
-                        self.exact.remove(text);
-                    }
-                }
-            }
+            Placement::Table(kind, key, glob) => self.suffixes.remove(kind, key, glob, id),
             Placement::All => self.match_all.retain(|&x| x != id),
             Placement::Trie(subdomains, labels) => self.trie.remove(subdomains, labels, id),
         }
@@ -183,9 +196,7 @@ impl SelectorSet {
         {
             self.match_all.iter().copied().for_each(&mut f);
         }
-        if let Some(ids) = self.exact.get(&*name) {
-            ids.iter().copied().for_each(&mut f);
-        }
+        self.suffixes.walk(&name, &mut f);
         self.trie.walk(&name, f);
     }
 
@@ -235,46 +246,229 @@ impl FromIterator<FqdnSelector> for SelectorSet {
 
 /// Where a selector lives in the set.
 enum Placement<'a> {
-    Exact(&'a str),
+    /// In the suffix table under `key`.
+    Table(TableKind, &'a str, Option<&'a Glob>),
     All,
     Trie(bool, &'a [LabelPattern]),
 }
 
+/// The shapes of selector the suffix table holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TableKind {
+    /// No wildcard: the key is the whole name.
+    Exact,
+    /// A wildcard first label (`*` or a glob such as `api-*`) before a literal rest: the key is
+    /// the rest.
+    Leading,
+    /// `**.` before a literal rest: the key is the rest.
+    Subdomains,
+}
+
 impl<'a> Placement<'a> {
     fn of(selector: &'a FqdnSelector) -> Self {
-        match selector {
-            FqdnSelector::MatchName(name) => Self::Exact(name.as_str()),
-            FqdnSelector::MatchPattern(pattern) => match pattern.compiled() {
-                Compiled::MatchAll => Self::All,
-                Compiled::Labels { subdomains, labels } => {
-                    let literal = labels.iter().all(|l| matches!(l, LabelPattern::Literal(_)));
-                    if literal && !subdomains {
-                        // A pattern without `*` matches exactly its own text.
-                        Self::Exact(pattern.as_str())
-                    } else {
-                        Self::Trie(*subdomains, labels)
+        let pattern = match selector {
+            FqdnSelector::MatchName(name) => {
+                return Self::Table(TableKind::Exact, name.as_str(), None);
+            }
+            FqdnSelector::MatchPattern(pattern) => pattern,
+        };
+        let (subdomains, labels) = match pattern.compiled() {
+            Compiled::MatchAll => return Self::All,
+            Compiled::Labels { subdomains, labels } => (*subdomains, &**labels),
+        };
+        let literal = |l: &[LabelPattern]| l.iter().all(|l| matches!(l, LabelPattern::Literal(_)));
+        let text = pattern.as_str();
+        // The text after the first label's dot (the pattern is fully qualified).
+        let rest = || &text[text.find('.').map_or(text.len(), |dot| dot + 1)..];
+        match (subdomains, labels) {
+            (false, all) if literal(all) => Self::Table(TableKind::Exact, text, None),
+            (false, [LabelPattern::Glob(glob), tail @ ..]) if literal(tail) => {
+                Self::Table(TableKind::Leading, rest(), Some(glob))
+            }
+            (true, all) if literal(all) => Self::Table(TableKind::Subdomains, rest(), None),
+            _ => Self::Trie(subdomains, labels),
+        }
+    }
+}
+
+/// The selectors keyed by a name or a name's suffix: exact names, `*.rest`, `glob.rest` and
+/// `**.rest` with a literal rest, which is nearly every selector in real policies.
+///
+/// Matching a name probes the table once per suffix of the name (the whole name, then after
+/// each dot). The probes do not depend on each other, so the processor overlaps their memory
+/// accesses: a large set costs about one memory latency per name, not one per label.
+#[derive(Default)]
+struct SuffixTable {
+    entries: HashTable<SuffixEntry>,
+    hasher: FixedState,
+    /// Whether any entry has leading or subdomain selectors (else only the whole name is probed).
+    wildcards: usize,
+}
+
+struct SuffixEntry {
+    hash: u64,
+    key: Box<str>,
+    /// Selectors using this entry.
+    refs: u32,
+    exact: Ids,
+    star: Ids,
+    subdomains: Ids,
+    globs: Option<Box<GlobIndex>>,
+}
+
+impl SuffixTable {
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn insert(&mut self, kind: TableKind, key: &str, glob: Option<&Glob>, id: SelectorId) {
+        let hash = self.hash(key);
+        let entry = match self
+            .entries
+            .find_mut(hash, |e| e.hash == hash && *e.key == *key)
+        {
+            Some(entry) => entry,
+            None => self
+                .entries
+                .insert_unique(
+                    hash,
+                    SuffixEntry {
+                        hash,
+                        key: key.into(),
+                        refs: 0,
+                        exact: Ids::new(),
+                        star: Ids::new(),
+                        subdomains: Ids::new(),
+                        globs: None,
+                    },
+                    |e| e.hash,
+                )
+                .into_mut(),
+        };
+        entry.refs += 1;
+        match (kind, glob) {
+            (TableKind::Exact, _) => entry.exact.push(id),
+            (TableKind::Leading, Some(glob)) if !glob.is_star() => entry
+                .globs
+                .get_or_insert_with(Box::default)
+                .add(glob.clone(), id.0),
+            (TableKind::Leading, _) => entry.star.push(id),
+            (TableKind::Subdomains, _) => entry.subdomains.push(id),
+        }
+        if kind != TableKind::Exact {
+            self.wildcards += 1;
+        }
+    }
+
+    fn remove(&mut self, kind: TableKind, key: &str, glob: Option<&Glob>, id: SelectorId) {
+        let hash = self.hash(key);
+        let Ok(mut slot) = self
+            .entries
+            .find_entry(hash, |e| e.hash == hash && *e.key == *key)
+        else {
+            return;
+        };
+        let entry = slot.get_mut();
+        match (kind, glob) {
+            (TableKind::Exact, _) => entry.exact.retain(|x| *x != id),
+            (TableKind::Leading, Some(glob)) if !glob.is_star() => {
+                if let Some(globs) = &mut entry.globs {
+                    globs.remove(id.0);
+                    if globs.is_empty() {
+                        entry.globs = None;
                     }
                 }
-            },
+            }
+            (TableKind::Leading, _) => entry.star.retain(|x| *x != id),
+            (TableKind::Subdomains, _) => entry.subdomains.retain(|x| *x != id),
+        }
+        entry.refs -= 1;
+        if entry.refs == 0 {
+            slot.remove();
+        }
+        if kind != TableKind::Exact {
+            self.wildcards -= 1;
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &str) -> Option<&SuffixEntry> {
+        let hash = self.hash(key);
+        self.entries
+            .find(hash, |e| e.hash == hash && *e.key == *key)
+    }
+
+    /// Calls `f` for every selector of the table that matches the normalised name `fqdn`.
+    fn walk(&self, fqdn: &str, f: &mut impl FnMut(SelectorId)) {
+        if self.entries.is_empty() {
+            return;
+        }
+        if let Some(entry) = self.get(fqdn) {
+            entry.exact.iter().copied().for_each(&mut *f);
+        }
+        if self.wildcards == 0 {
+            return;
+        }
+        // Label `i` is `fqdn[starts[i]..starts[i + 1] - 1]`; suffix `i` is `fqdn[starts[i]..]`.
+        // `leading_ok` counts the leading labels that are all `[-a-zA-Z0-9_]+` (what `**.` wants
+        // to its left).
+        let bytes = fqdn.as_bytes();
+        let mut first_label_ok = true;
+        let mut leading_ok = 0;
+        let mut label_ok = true;
+        let mut label_len = 0;
+        let mut labels = 0;
+        for (at, &b) in bytes.iter().enumerate() {
+            if b != b'.' {
+                label_ok &= is_label_byte(b);
+                label_len += 1;
+                continue;
+            }
+            if labels == 0 {
+                first_label_ok = label_ok;
+            }
+            let valid = label_ok && label_len > 0;
+            if valid && leading_ok == labels {
+                leading_ok += 1;
+            }
+            labels += 1;
+            label_ok = true;
+            label_len = 0;
+            let rest = &fqdn[at + 1..];
+            let Some(entry) = self.get(rest) else {
+                continue;
+            };
+            if labels == 1 && first_label_ok {
+                entry.star.iter().copied().for_each(&mut *f);
+                if let Some(globs) = &entry.globs {
+                    let label = &fqdn[..at];
+                    globs.for_each_match(label, |id| f(SelectorId(id)));
+                }
+            }
+            if leading_ok == labels {
+                entry.subdomains.iter().copied().for_each(&mut *f);
+            }
         }
     }
 }
 
 struct Edge {
+    /// The hash of `label` alone (the table's hash mixes in `parent`).
+    label_hash: u64,
     parent: u32,
-    label: Box<str>,
+    child: u32,
     /// A glob edge (its label holds `*`): never matched as a literal.
     glob: bool,
-    child: u32,
+    label: LabelText,
 }
 
 struct Node {
     /// Selectors whose path passes through or ends at this node.
     refs: u32,
     /// Patterns that end here.
-    terminal: Vec<SelectorId>,
+    terminal: Ids,
     /// `**.` patterns that end here: they match when one or more further labels remain.
-    subdomains: Vec<SelectorId>,
+    subdomains: Ids,
     /// The child behind the lone `*` label.
     star: u32,
     globs: GlobIndex,
@@ -284,15 +478,16 @@ impl Node {
     fn new() -> Self {
         Self {
             refs: 0,
-            terminal: Vec::new(),
-            subdomains: Vec::new(),
+            terminal: Ids::new(),
+            subdomains: Ids::new(),
             star: NONE,
             globs: GlobIndex::default(),
         }
     }
 }
 
-/// The glob edges of one node (other than the lone `*`), indexed by literal prefix or suffix.
+/// Globs (other than the lone `*`) indexed by literal prefix or suffix, each with a `u32` value:
+/// a trie node's children, or the selectors of a suffix-table entry.
 #[derive(Default)]
 struct GlobIndex {
     globs: Vec<(Glob, u32)>,
@@ -401,17 +596,30 @@ impl Default for Trie {
 }
 
 impl Trie {
-    fn edge_hash(&self, parent: u32, label: &str) -> u64 {
-        self.hasher.hash_one((parent, label))
+    fn label_hash(&self, label: &str) -> u64 {
+        self.hasher.hash_one(label)
+    }
+
+    #[inline]
+    fn find_edge_hashed(
+        &self,
+        parent: u32,
+        label: &str,
+        label_hash: u64,
+        glob: bool,
+    ) -> Option<u32> {
+        self.edges
+            .find(edge_hash(label_hash, parent), |e| {
+                e.label_hash == label_hash
+                    && e.parent == parent
+                    && e.glob == glob
+                    && *e.label == *label.as_bytes()
+            })
+            .map(|e| e.child)
     }
 
     fn find_edge(&self, parent: u32, label: &str, glob: bool) -> Option<u32> {
-        let hash = self.edge_hash(parent, label);
-        self.edges
-            .find(hash, |e| {
-                e.parent == parent && e.glob == glob && *e.label == *label
-            })
-            .map(|e| e.child)
+        self.find_edge_hashed(parent, label, self.label_hash(label), glob)
     }
 
     fn new_node(&mut self) -> u32 {
@@ -434,17 +642,17 @@ impl Trie {
             return child;
         }
         let child = self.new_node();
-        let hash = self.edge_hash(parent, text);
-        let hasher = self.hasher.clone();
+        let label_hash = self.label_hash(text);
         self.edges.insert_unique(
-            hash,
+            edge_hash(label_hash, parent),
             Edge {
+                label_hash,
                 parent,
-                label: text.into(),
-                glob,
                 child,
+                glob,
+                label: LabelText::from_slice(text.as_bytes()),
             },
-            |e| hasher.hash_one((e.parent, &*e.label)),
+            |e| edge_hash(e.label_hash, e.parent),
         );
         if let LabelPattern::Glob(g) = label {
             let node = &mut self.nodes[parent as usize];
@@ -489,10 +697,10 @@ impl Trie {
         }
         let end = &mut self.nodes[*path.last().unwrap_or(&ROOT) as usize];
         if subdomains {
-            end.subdomains.retain(|&x| x != id);
+            end.subdomains.retain(|x| *x != id);
             self.subdomain_patterns -= 1;
         } else {
-            end.terminal.retain(|&x| x != id);
+            end.terminal.retain(|x| *x != id);
         }
         for &node in &path {
             self.nodes[node as usize].refs -= 1;
@@ -507,9 +715,9 @@ impl Trie {
                 LabelPattern::Literal(text) => (&**text, false),
                 LabelPattern::Glob(glob) => (&*glob.text, true),
             };
-            let hash = self.edge_hash(parent, text);
+            let hash = edge_hash(self.label_hash(text), parent);
             if let Ok(entry) = self.edges.find_entry(hash, |e| {
-                e.parent == parent && e.glob == glob && *e.label == *text
+                e.parent == parent && e.glob == glob && *e.label == *text.as_bytes()
             }) {
                 entry.remove();
             }
@@ -546,8 +754,8 @@ impl Trie {
         } else {
             0
         };
-        let mut current: Vec<u32> = Vec::with_capacity(4);
-        let mut next: Vec<u32> = Vec::with_capacity(4);
+        let mut current = Frontier::new();
+        let mut next = Frontier::new();
         current.push(ROOT);
         if remaining > 0 {
             for label in body.rsplit('.') {
@@ -561,9 +769,10 @@ impl Trie {
                     }
                 }
                 let wild = is_label_text(label);
+                let label_hash = self.label_hash(label);
                 next.clear();
                 for &node in &current {
-                    if let Some(child) = self.find_edge(node, label, false) {
+                    if let Some(child) = self.find_edge_hashed(node, label, label_hash, false) {
                         next.push(child);
                     }
                     if wild {

@@ -1,0 +1,83 @@
+//! Inputs shared by the benches: deterministic selector sets, names and DNS responses.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// A tiny deterministic generator (SplitMix64), so every run benches the same inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// One selector of a realistic policy set, as (is_pattern, text).
+///
+/// The mix: 60% `matchName` of service names, 25% `*.` patterns, 8% `**.` patterns, 7% globs
+/// inside a label (`api-17-*.example.net`, `*-prod17.example.io`).
+pub fn selector(i: usize) -> (bool, String) {
+    match i % 100 {
+        0..=59 => (
+            false,
+            format!("svc{i}.team{}.example{}.com", i % 97, i % 13),
+        ),
+        60..=84 => (true, format!("*.svc{i}.example.com")),
+        85..=92 => (true, format!("**.zone{i}.example.org")),
+        93..=96 => (true, format!("api-{i}-*.example.net")),
+        _ => (true, format!("*-prod{i}.example.io")),
+    }
+}
+
+pub fn selectors(n: usize) -> Vec<(bool, String)> {
+    (0..n).map(selector).collect()
+}
+
+/// Names to match against a set of `n` selectors: 3/4 are hits of some selector (of every
+/// kind), 1/4 are misses that share suffixes with the selectors.
+pub fn names(n: usize, count: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|k| {
+            let i = rng.below(n);
+            if k % 4 == 3 {
+                return format!("miss{k}.svc{}.example.com.", n + i);
+            }
+            match i % 100 {
+                0..=59 => format!("svc{i}.team{}.example{}.com.", i % 97, i % 13),
+                60..=84 => format!("web{k}.svc{i}.example.com."),
+                85..=92 => format!("a{k}.b.zone{i}.example.org."),
+                93..=96 => format!("api-{i}-eu{k}.example.net."),
+                _ => format!("db{k}-prod{i}.example.io."),
+            }
+        })
+        .collect()
+}
+
+/// Cilium's anchored regex for a selector (matchpattern.ToAnchoredRegexp of the sanitised
+/// form), for the baselines.
+pub fn cilium_regex(selector: &(bool, String)) -> String {
+    let text = format!("{}.", selector.1.to_ascii_lowercase());
+    let escaped = text.replace('.', "[.]");
+    let escaped = match escaped.strip_prefix("**[.]") {
+        Some(rest) => format!("([-a-zA-Z0-9_]+([.][-a-zA-Z0-9_]+){{0,}})[.]{rest}"),
+        None => escaped,
+    };
+    format!("^{}$", escaped.replace('*', "[-a-zA-Z0-9_]*"))
+}
+
+pub fn ip4(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0A00_0000 | (i & 0x00FF_FFFF)))
+}
