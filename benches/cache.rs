@@ -1,1 +1,160 @@
-fn main() {}
+//! DNS observation and the FQDN cache: parse+reduce of one response (1 CNAME + 4 A, EDNS)
+//! against plain hickory-proto parsing, ingest into a warm cache, lookups and GC at 100k names.
+
+#![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
+
+mod common;
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use fqdnpath::cache::hickory_proto::op::Message;
+use fqdnpath::cache::hickory_proto::rr::RecordType;
+use fqdnpath::cache::wire::ResponseBuilder;
+use fqdnpath::cache::{CacheConfig, DnsCache, Fqdn, Timestamp, observe};
+
+const NAMES: usize = 100_000;
+
+/// A response to `svc{i}.example.com` A: one CNAME and four A records, with EDNS.
+fn response(i: usize) -> Vec<u8> {
+    let qname = format!("svc{i}.example.com");
+    let target = format!("lb{i}.edge.example.net");
+    let mut builder = ResponseBuilder::new(i as u16, &qname, RecordType::A)
+        .cname(&qname, &target, 300)
+        .edns(1232);
+    for k in 0..4 {
+        builder = builder.address(&target, common::ip4((i * 4 + k) as u32), 60);
+    }
+    builder.to_wire().unwrap()
+}
+
+/// A cache holding 100k names with 4 IPs each, learned at t=0 with TTLs of 30 to 120 s.
+fn warm_cache() -> DnsCache {
+    let mut cache = DnsCache::new(CacheConfig::default());
+    for i in 0..NAMES {
+        let ips: Vec<IpAddr> = (0..4).map(|k| common::ip4((i * 4 + k) as u32)).collect();
+        let ttl = 30 + (i % 4) as u32 * 30;
+        cache.update(
+            Timestamp::ZERO,
+            &Fqdn::new(&format!("svc{i}.example.com")),
+            &ips,
+            ttl,
+        );
+    }
+    cache
+}
+
+fn bench_observe(c: &mut Criterion) {
+    let wires: Vec<Vec<u8>> = (0..4096).map(response).collect();
+    let mut group = c.benchmark_group("observe");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("hickory_parse", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let m = Message::from_vec(&wires[i & 4095]).unwrap();
+            i += 1;
+            black_box(m.answers.len())
+        });
+    });
+    group.bench_function("parse_reduce", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let o = observe(&wires[i & 4095]).unwrap();
+            i += 1;
+            black_box(o.addresses.len())
+        });
+    });
+    group.finish();
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let wires: Vec<Vec<u8>> = (0..NAMES).step_by(NAMES / 4096).map(response).collect();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    // Observe a response and apply it to a cache of 100k names: the answer refreshes a name
+    // the cache holds (the steady state of a busy endpoint).
+    group.bench_function("observe_update_warm_100k", |b| {
+        let mut cache = warm_cache();
+        let mut i = 0u64;
+        b.iter(|| {
+            let o = observe(&wires[(i & 4095) as usize]).unwrap();
+            let now = Timestamp::from_millis(i);
+            i += 1;
+            black_box(cache.update(now, &o.qname, &o.addresses, o.ttl).changed())
+        });
+    });
+    // The same into an empty cache (every pair is new); the cache is made outside the timing.
+    group.bench_function("observe_update_cold", |b| {
+        let mut i = 0;
+        b.iter_batched_ref(
+            || DnsCache::new(CacheConfig::default()),
+            |cache| {
+                let o = observe(&wires[i & 4095]).unwrap();
+                i += 1;
+                black_box(
+                    cache
+                        .update(Timestamp::ZERO, &o.qname, &o.addresses, o.ttl)
+                        .added
+                        .len(),
+                )
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn bench_cache(c: &mut Criterion) {
+    let cache = warm_cache();
+    let names: Vec<String> = (0..4096)
+        .map(|k| format!("svc{}.example.com.", (k * 7919) % NAMES))
+        .collect();
+    let ips: Vec<IpAddr> = (0..4096)
+        .map(|k| common::ip4(((k * 7919) % (NAMES * 4)) as u32))
+        .collect();
+    let mut group = c.benchmark_group("cache");
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("lookup_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let mut n = 0;
+            cache.lookup_with(&names[i & 4095], Timestamp::from_secs(10), |_, _| n += 1);
+            i += 1;
+            black_box(n)
+        });
+    });
+    group.bench_function("lookup_ip_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let names = cache.lookup_ip(ips[i & 4095], Timestamp::from_secs(10));
+            i += 1;
+            black_box(names.len())
+        });
+    });
+    group.throughput(Throughput::Elements(cache.len() as u64));
+    group.sample_size(20);
+    // A quarter of the names (TTL 30 s) have expired at t=45 s.
+    group.bench_function("gc_100k_quarter_expired", |b| {
+        b.iter_batched_ref(
+            || cache.clone(),
+            |c| black_box(c.gc(Timestamp::from_secs(45)).removed.len()),
+            BatchSize::LargeInput,
+        );
+    });
+    group.bench_function("gc_100k_none_expired", |b| {
+        b.iter_batched_ref(
+            || cache.clone(),
+            |c| black_box(c.gc(Timestamp::from_secs(10)).removed.len()),
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_observe, bench_ingest, bench_cache);
+criterion_main!(benches);

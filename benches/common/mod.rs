@@ -1,9 +1,10 @@
 //! Inputs shared by the benches: deterministic selector sets, names and DNS responses.
 #![allow(dead_code, unreachable_pub)]
+#![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// A tiny deterministic generator (SplitMix64), so every run benches the same inputs.
+/// A tiny deterministic generator (`SplitMix64`), so every run benches the same inputs.
 pub struct Rng(u64);
 
 impl Rng {
@@ -24,7 +25,7 @@ impl Rng {
     }
 }
 
-/// One selector of a realistic policy set, as (is_pattern, text).
+/// One selector of a realistic policy set, as `(is_pattern, text)`.
 ///
 /// The mix: 60% `matchName` of service names, 25% `*.` patterns, 8% `**.` patterns, 7% globs
 /// inside a label (`api-17-*.example.net`, `*-prod17.example.io`).

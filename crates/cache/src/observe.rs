@@ -75,10 +75,36 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// The response code as DNS tools and Hubble write it: `NOERROR`, `NXDOMAIN`, ...
+    pub fn rcode_name(&self) -> String {
+        rcode_name(self.rcode)
+    }
+
     /// Whether Cilium learns from this response: NOERROR with at least one A or AAAA record.
     pub fn is_learnable(&self) -> bool {
         self.rcode == ResponseCode::NoError && !self.addresses.is_empty()
     }
+}
+
+/// The mnemonic of a response code (`NOERROR`, `FORMERR`, `SERVFAIL`, `NXDOMAIN`, `NOTIMP`,
+/// `REFUSED`, ...), or `RCODE<n>` for one without a name.
+pub fn rcode_name(rcode: ResponseCode) -> String {
+    let name = match u16::from(rcode) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        n => return format!("RCODE{n}"),
+    };
+    name.to_owned()
 }
 
 /// Parses a DNS response and reduces it to an [`Observation`].
@@ -153,7 +179,7 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
 pub fn name_text(name: &Name) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(name.len() + 1);
-    for label in name.iter() {
+    for label in name {
         for &b in label {
             match b {
                 b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use fqdnpath_cache::hickory_proto::op::ResponseCode;
 use fqdnpath_cache::hickory_proto::rr::rdata::{MX, TXT};
 use fqdnpath_cache::hickory_proto::rr::{Name, RData, RecordType};
+use fqdnpath_cache::observe::{name_text, observe_message};
 use fqdnpath_cache::wire::ResponseBuilder;
 use fqdnpath_cache::{
     DnsCache, EndpointCaches, EndpointId, FqdnConfig, ObserveError, Timestamp, observe,
@@ -241,16 +242,13 @@ fn odd_label_bytes_are_written_as_ciliums_dns_library_does() {
     // the printable range is `\DDD` in decimal, upper case is lowered.
     let mut name = Name::from_labels(vec![&b"-Ab c"[..], &b"\xe9t"[..], &b"io"[..]]).unwrap();
     name.set_fqdn(true);
-    assert_eq!(
-        fqdnpath_cache::observe::name_text(&name),
-        "-Ab\\ c.\\233t.io."
-    );
+    assert_eq!(name_text(&name), "-Ab\\ c.\\233t.io.");
     let msg = ResponseBuilder::new(1, "x.io", RecordType::A)
         .address("x.io", ip("192.0.2.1"), 1)
         .to_message()
         .unwrap();
     let mut msg = msg;
     msg.queries[0].name = name;
-    let obs = fqdnpath_cache::observe::observe_message(&msg).unwrap();
+    let obs = observe_message(&msg).unwrap();
     assert_eq!(obs.qname.as_str(), "-ab\\ c.\\233t.io.");
 }

@@ -233,7 +233,13 @@ proptest! {
                     let apply = |(name, ips, ttl, at): &(Fqdn, Vec<IpAddr>, u32, Timestamp)| {
                         shared.update(*at, name, ips, *ttl);
                     };
-                    if worker % 2 == 1 { mine.iter().rev().for_each(|u| apply(u)) } else { mine.iter().for_each(|u| apply(u)) }
+                    if worker % 2 == 1 {
+                        mine.iter().rev().for_each(|u| apply(u));
+                    } else {
+                        for u in &mine {
+                            apply(u);
+                        }
+                    }
                 });
             }
         });
