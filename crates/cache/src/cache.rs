@@ -365,42 +365,61 @@ impl DnsCache {
     /// Returns the removed pairs; the caller turns them into zombies.
     pub fn gc(&mut self, now: Timestamp) -> GcOutcome {
         let limit = self.config.max_ips_per_hostname;
-        let mut removed = Vec::new();
-        for (name, entries) in &self.forward {
-            let mut valid = 0;
-            for (ip, entry) in &entries.ips {
-                if entry.is_valid_at(now) {
-                    valid += 1;
-                } else {
-                    removed.push(Removed {
-                        name: name.clone(),
-                        ip: *ip,
-                        entry: *entry,
-                        why: Removal::Expired,
-                    });
+        // One pass over the names, removing in place; each name's removals stay in IP order,
+        // and only the names that lost something are sorted afterwards.
+        let mut groups: Vec<(Fqdn, Vec<(IpAddr, Entry, Removal)>)> = Vec::new();
+        self.forward.retain(|name, entries| {
+            let mut gone = Vec::new();
+            entries.ips.retain(|&(ip, entry)| {
+                let valid = entry.is_valid_at(now);
+                if !valid {
+                    gone.push((ip, entry, Removal::Expired));
                 }
-            }
-            if limit > 0 && valid > limit {
-                let mut order: Vec<(Timestamp, IpAddr, Entry)> = entries
-                    .ips
+                valid
+            });
+            if limit > 0 && entries.ips.len() > limit {
+                let mut order: Vec<(Timestamp, IpAddr)> =
+                    entries.ips.iter().map(|(ip, e)| (e.expiry, *ip)).collect();
+                order.sort_unstable();
+                let mut evict: Vec<IpAddr> = order[..entries.ips.len() - limit]
                     .iter()
-                    .filter(|(_, e)| e.is_valid_at(now))
-                    .map(|(ip, e)| (e.expiry, *ip, *e))
+                    .map(|&(_, ip)| ip)
                     .collect();
-                order.sort_unstable_by_key(|&(expiry, ip, _)| (expiry, ip));
-                for &(_, ip, entry) in &order[..valid - limit] {
-                    removed.push(Removed {
-                        name: name.clone(),
-                        ip,
-                        entry,
-                        why: Removal::OverLimit,
-                    });
-                }
+                evict.sort_unstable();
+                entries.ips.retain(|&(ip, entry)| {
+                    let keep = evict.binary_search(&ip).is_err();
+                    if !keep {
+                        gone.push((ip, entry, Removal::OverLimit));
+                    }
+                    keep
+                });
+                gone.sort_unstable_by_key(|&(ip, _, _)| ip);
             }
-        }
-        removed.sort_unstable_by(|a, b| (&a.name, a.ip).cmp(&(&b.name, b.ip)));
-        for r in &removed {
-            self.remove(&r.name, r.ip);
+            if !gone.is_empty() {
+                groups.push((name.clone(), gone));
+            }
+            !entries.ips.is_empty()
+        });
+        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut removed = Vec::with_capacity(groups.iter().map(|g| g.1.len()).sum());
+        for (name, gone) in groups {
+            for (ip, entry, why) in gone {
+                if let Some(names) = self.reverse.get_mut(&ip) {
+                    if let Ok(at) = names.binary_search(&name) {
+                        names.remove(at);
+                    }
+                    if names.is_empty() {
+                        self.reverse.remove(&ip);
+                    }
+                }
+                self.pairs -= 1;
+                removed.push(Removed {
+                    name: name.clone(),
+                    ip,
+                    entry,
+                    why,
+                });
+            }
         }
         GcOutcome { removed }
     }

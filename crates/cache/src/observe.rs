@@ -133,7 +133,7 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
     let Some(question) = message.queries.first() else {
         return Err(ObserveError::NoQuestion { id });
     };
-    let qname = Fqdn::new(&name_text(&question.name));
+    let qname = Fqdn::from_string(name_text(&question.name));
     let mut addresses = Vec::new();
     let mut cnames = Vec::new();
     let mut answer_types = Vec::with_capacity(message.answers.len());

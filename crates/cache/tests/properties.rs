@@ -255,3 +255,56 @@ proptest! {
         prop_assert_eq!(shared.len(), sequential.len());
     }
 }
+
+/// Valid responses of several shapes, to mutate.
+fn seed_responses() -> Vec<Vec<u8>> {
+    use fqdnpath_cache::hickory_proto::rr::RecordType;
+    use fqdnpath_cache::wire::ResponseBuilder;
+    vec![
+        ResponseBuilder::new(1, "www.github.com", RecordType::A)
+            .cname("www.github.com", "github.com", 300)
+            .address("github.com", ip(3), 60)
+            .address("github.com", ip(4), 60)
+            .edns(1232)
+            .to_wire()
+            .unwrap(),
+        ResponseBuilder::new(2, "a.com", RecordType::AAAA)
+            .address("a.com", "2001:db8::1".parse().unwrap(), 5)
+            .to_wire()
+            .unwrap(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Damaged wire data never panics, and whatever is accepted leaves the cache consistent:
+    /// every learned pair can be looked up by name and by IP.
+    #[test]
+    fn damaged_wire_data_never_panics_nor_corrupts_the_cache(
+        seed in 0usize..2,
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+        tail in prop::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let mut wire = seed_responses().swap_remove(seed);
+        for (at, byte) in flips {
+            let i = at.index(wire.len());
+            wire[i] = byte;
+        }
+        wire.truncate(cut.index(wire.len() + 1));
+        wire.extend(tail);
+        let mut caches = EndpointCaches::new(FqdnConfig::default());
+        let now = Timestamp::from_secs(1);
+        if let Ok(observation) = fqdnpath_cache::observe(&wire) {
+            caches.observe(EndpointId(1), now, &observation);
+            if let Some(dns) = caches.endpoint(EndpointId(1)) {
+                for record in dns.cache.records() {
+                    prop_assert!(dns.cache.ips_of(record.name.as_str()).any(|i| i == record.ip));
+                    prop_assert!(dns.cache.names_of(record.ip).contains(&record.name));
+                }
+                prop_assert_eq!(dns.cache.len(), observation.addresses.iter().collect::<std::collections::BTreeSet<_>>().len());
+            }
+        }
+    }
+}

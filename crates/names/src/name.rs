@@ -60,6 +60,15 @@ impl Fqdn {
         Self(Arc::from(normalize(name).as_ref()))
     }
 
+    /// Normalises an owned name in place (see [`normalize`]) into an `Fqdn`.
+    pub fn from_string(mut name: String) -> Self {
+        name.make_ascii_lowercase();
+        if !is_fqdn(&name) {
+            name.push('.');
+        }
+        Self(Arc::from(name))
+    }
+
     /// The root name `.`.
     pub fn root() -> Self {
         Self(Arc::from("."))
