@@ -140,6 +140,9 @@ pub struct GcOutcome {
     pub removed: Vec<Removed>,
 }
 
+/// A pair leaving one name at GC.
+type Gone = (IpAddr, Entry, Removal);
+
 enum Upsert {
     Added,
     Replaced,
@@ -367,7 +370,7 @@ impl DnsCache {
         let limit = self.config.max_ips_per_hostname;
         // One pass over the names, removing in place; each name's removals stay in IP order,
         // and only the names that lost something are sorted afterwards.
-        let mut groups: Vec<(Fqdn, Vec<(IpAddr, Entry, Removal)>)> = Vec::new();
+        let mut groups: Vec<(Fqdn, Vec<Gone>)> = Vec::new();
         self.forward.retain(|name, entries| {
             let mut gone = Vec::new();
             entries.ips.retain(|&(ip, entry)| {
