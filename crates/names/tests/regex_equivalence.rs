@@ -159,3 +159,44 @@ proptest! {
         }
     }
 }
+
+/// A label of `len` copies of `c` (long labels reach the glob index's unindexed path).
+fn long_label() -> impl Strategy<Value = String> {
+    (prop::sample::select(&["a", "b", "-"][..]), 0usize..90).prop_map(|(c, len)| c.repeat(len))
+}
+
+/// Long names and patterns: labels up to 90 bytes (DNS allows 63 on the wire, but a name's
+/// text form may hold anything), names up to a few hundred bytes.
+fn long_pair() -> impl Strategy<Value = ((bool, String), String)> {
+    let labels = || prop::collection::vec(long_label(), 1..5);
+    let star = prop::sample::select(&["", "*", "*a", "a*", "**."][..]);
+    (star, labels(), labels(), any::<bool>()).prop_map(|(star, p, n, share)| {
+        // Half the time the name reuses the pattern's labels, so long literals really meet.
+        let name = if share {
+            format!("{}.{}", n[0], p.join("."))
+        } else {
+            n.join(".")
+        };
+        let pattern = match star {
+            "**." => format!("**.{}", p.join(".")),
+            s if s.is_empty() => p.join("."),
+            s => format!("{}{}", s, p.join(".")),
+        };
+        ((true, pattern), name)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn long_names_and_labels_match_like_ciliums_regex(pairs in prop::collection::vec(long_pair(), 1..8)) {
+        let mut set = SelectorSet::new();
+        let selectors: Vec<(bool, String)> = pairs.iter().map(|(s, _)| s.clone()).collect();
+        let regexes: Vec<Regex> = selectors.iter().map(reference).collect();
+        let ids: Vec<Option<SelectorId>> = selectors.iter().map(|s| build(s).map(|b| set.insert(b))).collect();
+        for (_, name) in &pairs {
+            prop_assert_eq!(set.matches(name), expected(&regexes, &ids, name), "name {:?}", name);
+        }
+    }
+}
