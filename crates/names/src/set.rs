@@ -305,12 +305,16 @@ struct SuffixTable {
     wildcards: usize,
 }
 
+/// A table key, inline up to 32 bytes: most names fit, so confirming a probe's hit reads only
+/// the entry, not a separate allocation.
+type KeyText = SmallVec<[u8; 32]>;
+
 struct SuffixEntry {
     hash: u64,
-    key: Box<str>,
+    key: KeyText,
+    exact: Ids,
     /// Selectors using this entry.
     refs: u32,
-    exact: Ids,
     star: Ids,
     subdomains: Ids,
     globs: Option<Box<GlobIndex>>,
@@ -325,7 +329,7 @@ impl SuffixTable {
         let hash = self.hash(key);
         let entry = match self
             .entries
-            .find_mut(hash, |e| e.hash == hash && *e.key == *key)
+            .find_mut(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
         {
             Some(entry) => entry,
             None => self
@@ -334,7 +338,7 @@ impl SuffixTable {
                     hash,
                     SuffixEntry {
                         hash,
-                        key: key.into(),
+                        key: KeyText::from_slice(key.as_bytes()),
                         refs: 0,
                         exact: Ids::new(),
                         star: Ids::new(),
@@ -364,7 +368,7 @@ impl SuffixTable {
         let hash = self.hash(key);
         let Ok(mut slot) = self
             .entries
-            .find_entry(hash, |e| e.hash == hash && *e.key == *key)
+            .find_entry(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
         else {
             return;
         };
@@ -395,7 +399,7 @@ impl SuffixTable {
     fn get(&self, key: &str) -> Option<&SuffixEntry> {
         let hash = self.hash(key);
         self.entries
-            .find(hash, |e| e.hash == hash && *e.key == *key)
+            .find(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
     }
 
     /// Calls `f` for every selector of the table that matches the normalised name `fqdn`.
