@@ -12,6 +12,10 @@
 //! - [`cache`] (`fqdnpath-cache`): DNS responses observed from wire data (hickory-proto) and
 //!   Cilium's per-endpoint FQDN cache: TTLs, `tofqdns-min-ttl`, the per-name IP cap, GC, zombies,
 //!   the global view and snapshots that survive a restart.
+//! - [`policy`] (`fqdnpath-policy`): Cilium's `CiliumNetworkPolicy`,
+//!   `CiliumClusterwideNetworkPolicy` and `CiliumLocalRedirectPolicy` loaded from YAML with
+//!   Cilium's validation rules; errors and unknown-field warnings carry file, document and key
+//!   path. (Identities and compilation into map entries come next.)
 //!
 //! Time is always an input (`now`); nothing here reads a clock.
 //!
@@ -37,3 +41,4 @@
 
 pub use fqdnpath_cache as cache;
 pub use fqdnpath_names as names;
+pub use fqdnpath_policy as policy;

@@ -179,7 +179,7 @@ fn long_pair() -> impl Strategy<Value = ((bool, String), String)> {
         };
         let pattern = match star {
             "**." => format!("**.{}", p.join(".")),
-            s if s.is_empty() => p.join("."),
+            "" => p.join("."),
             s => format!("{}{}", s, p.join(".")),
         };
         ((true, pattern), name)

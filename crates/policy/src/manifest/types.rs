@@ -1,0 +1,468 @@
+//! The shapes of Cilium's `cilium.io/v2` resources, field for field as their CRDs name them.
+//!
+//! Only what fqdnpath models is typed; every other key is reported as an unknown field (a
+//! warning with its path, as kubectl does), never dropped silently. Egress is enforced; ingress
+//! is parsed and kept but not enforced yet.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use fqdnpath_names::FqdnSelector;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// Kubernetes object metadata: the fields fqdnpath reads, plus the rest of `ObjectMeta` kept
+/// as it is (not warned about: they are valid Kubernetes fields).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// `metadata.name`.
+    #[serde(default)]
+    pub name: String,
+    /// `metadata.namespace`; a namespaced resource without one lands in `default`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `metadata.labels`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The other `ObjectMeta` fields (uid, resourceVersion, ...), unread.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The `ObjectMeta` fields that are valid but unread here.
+pub(crate) const OBJECT_META_FIELDS: &[&str] = &[
+    "generateName",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+];
+
+/// A Kubernetes label selector (`matchLabels`, `matchExpressions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be present with these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Requirements that must all hold.
+    #[serde(default)]
+    pub match_expressions: Vec<Requirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Requirement {
+    /// The label key.
+    pub key: String,
+    /// How the key's value is tested.
+    pub operator: Operator,
+    /// The values for `In` and `NotIn`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A `matchExpressions` operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Operator {
+    /// The label's value is one of the values.
+    In,
+    /// The label is absent or its value is none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// `enableDefaultDeny`: whether selecting an endpoint turns on default deny per direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultDeny {
+    /// For ingress; unset = true.
+    #[serde(default)]
+    pub ingress: Option<bool>,
+    /// For egress; unset = true.
+    #[serde(default)]
+    pub egress: Option<bool>,
+}
+
+/// A port as written: `"53"`, `53`, or a named port such as `"dns"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PortText(pub String);
+
+impl<'de> Deserialize<'de> for PortText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+        impl Visitor<'_> for PortVisitor {
+            type Value = PortText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number or name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortText, E> {
+                Ok(PortText(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortText, E> {
+                Ok(PortText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(PortVisitor)
+    }
+}
+
+/// One `ports` entry of a `toPorts` rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortProtocol {
+    /// The port (or the first port of a range), or a named port.
+    #[serde(default)]
+    pub port: PortText,
+    /// The last port of a range (`endPort`), 0 = no range.
+    #[serde(default)]
+    pub end_port: i32,
+    /// `TCP`, `UDP`, `SCTP`, `ICMP`, `ICMPv6`, `VRRP`, `IGMP` or `ANY` (the default).
+    #[serde(default)]
+    pub protocol: String,
+}
+
+/// One `rules.dns` entry: a `matchName` and/or a `matchPattern` (both may be set here).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsRule {
+    /// `matchName`.
+    #[serde(default)]
+    pub match_name: Option<String>,
+    /// `matchPattern`.
+    #[serde(default)]
+    pub match_pattern: Option<String>,
+}
+
+/// `rules` of a `toPorts` entry: the L7 rules. fqdnpath models `dns`; the others are kept as
+/// written (their presence matters to validation).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct L7Rules {
+    /// DNS rules: the names the DNS proxy lets through.
+    #[serde(default)]
+    pub dns: Option<Vec<DnsRule>>,
+    /// HTTP rules (kept, not modelled).
+    #[serde(default)]
+    pub http: Option<Vec<serde_json::Value>>,
+    /// Kafka rules (kept, not modelled).
+    #[serde(default)]
+    pub kafka: Option<Vec<serde_json::Value>>,
+    /// Generic L7 protocol name (kept, not modelled).
+    #[serde(default)]
+    pub l7proto: Option<String>,
+    /// Generic L7 rules (kept, not modelled).
+    #[serde(default)]
+    pub l7: Option<Vec<serde_json::Value>>,
+}
+
+impl L7Rules {
+    /// Whether no L7 rule of any kind is set (Cilium's `IsEmpty`).
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_none()
+            && self.http.is_none()
+            && self.kafka.is_none()
+            && self.l7proto.is_none()
+            && self.l7.is_none()
+    }
+}
+
+/// A `toPorts` entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortRule {
+    /// The ports.
+    #[serde(default)]
+    pub ports: Vec<PortProtocol>,
+    /// L7 rules.
+    #[serde(default)]
+    pub rules: Option<L7Rules>,
+    /// TLS SNI names (kept, not modelled).
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+/// A `toCIDRSet` / `fromCIDRSet` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CidrRule {
+    /// The CIDR.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// Prefixes inside `cidr` that are excluded.
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// A `CiliumCIDRGroup` by name (kept, not resolved).
+    #[serde(default)]
+    pub cidr_group_ref: Option<String>,
+    /// A `CiliumCIDRGroup` by labels (kept, not resolved).
+    #[serde(default)]
+    pub cidr_group_selector: Option<LabelSelector>,
+}
+
+/// An egress rule (`egress[]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EgressRule {
+    /// Peers selected by endpoint labels.
+    #[serde(default, rename = "toEndpoints")]
+    pub to_endpoints: Vec<LabelSelector>,
+    /// Peers by CIDR.
+    #[serde(default, rename = "toCIDR")]
+    pub to_cidr: Vec<String>,
+    /// Peers by CIDR with exceptions.
+    #[serde(default, rename = "toCIDRSet")]
+    pub to_cidr_set: Vec<CidrRule>,
+    /// Peers by entity (`world`, `cluster`, `kube-apiserver`, ...).
+    #[serde(default, rename = "toEntities")]
+    pub to_entities: Vec<String>,
+    /// Peers by DNS name, learned from DNS answers.
+    #[serde(default, rename = "toFQDNs")]
+    pub to_fqdns: Vec<FqdnSelectorFields>,
+    /// Peers by Kubernetes service (kept, not modelled).
+    #[serde(default, rename = "toServices")]
+    pub to_services: Vec<serde_json::Value>,
+    /// Peers by node labels (kept, not modelled).
+    #[serde(default, rename = "toNodes")]
+    pub to_nodes: Vec<LabelSelector>,
+    /// Peers by cloud group (kept, not modelled).
+    #[serde(default, rename = "toGroups")]
+    pub to_groups: Vec<serde_json::Value>,
+    /// Extra label requirements on the peers (deprecated in Cilium; kept).
+    #[serde(default, rename = "toRequires")]
+    pub to_requires: Vec<LabelSelector>,
+    /// Ports and L7 rules.
+    #[serde(default, rename = "toPorts")]
+    pub to_ports: Vec<PortRule>,
+    /// ICMP rules (kept, not modelled).
+    #[serde(default, rename = "icmps")]
+    pub icmps: Vec<serde_json::Value>,
+}
+
+/// An ingress rule (`ingress[]`, `ingressDeny[]`): parsed and kept, not enforced yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngressRule {
+    /// Peers selected by endpoint labels.
+    #[serde(default, rename = "fromEndpoints")]
+    pub from_endpoints: Vec<LabelSelector>,
+    /// Peers by CIDR.
+    #[serde(default, rename = "fromCIDR")]
+    pub from_cidr: Vec<String>,
+    /// Peers by CIDR with exceptions.
+    #[serde(default, rename = "fromCIDRSet")]
+    pub from_cidr_set: Vec<CidrRule>,
+    /// Peers by entity.
+    #[serde(default, rename = "fromEntities")]
+    pub from_entities: Vec<String>,
+    /// Peers by node labels.
+    #[serde(default, rename = "fromNodes")]
+    pub from_nodes: Vec<LabelSelector>,
+    /// Peers by cloud group.
+    #[serde(default, rename = "fromGroups")]
+    pub from_groups: Vec<serde_json::Value>,
+    /// Extra label requirements on the peers.
+    #[serde(default, rename = "fromRequires")]
+    pub from_requires: Vec<LabelSelector>,
+    /// Ports and L7 rules.
+    #[serde(default, rename = "toPorts")]
+    pub to_ports: Vec<PortRule>,
+    /// ICMP rules.
+    #[serde(default, rename = "icmps")]
+    pub icmps: Vec<serde_json::Value>,
+}
+
+/// A `toFQDNs` entry as written (validated into an [`FqdnSelector`] by the loader).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FqdnSelectorFields {
+    /// `matchName`.
+    #[serde(default)]
+    pub match_name: Option<String>,
+    /// `matchPattern`.
+    #[serde(default)]
+    pub match_pattern: Option<String>,
+}
+
+impl FqdnSelectorFields {
+    /// The validated selector.
+    pub fn selector(&self) -> Result<FqdnSelector, fqdnpath_names::SelectorError> {
+        FqdnSelector::from_fields(self.match_name.as_deref(), self.match_pattern.as_deref())
+    }
+}
+
+/// One policy rule: a `spec` or an entry of `specs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    /// The endpoints the rule applies to.
+    #[serde(default)]
+    pub endpoint_selector: Option<LabelSelector>,
+    /// The nodes the rule applies to (host policy; kept, not modelled).
+    #[serde(default)]
+    pub node_selector: Option<LabelSelector>,
+    /// Allowed egress.
+    #[serde(default)]
+    pub egress: Vec<EgressRule>,
+    /// Denied egress (no `toFQDNs`, no L7 rules).
+    #[serde(default)]
+    pub egress_deny: Vec<EgressRule>,
+    /// Allowed ingress (kept, not enforced yet).
+    #[serde(default)]
+    pub ingress: Vec<IngressRule>,
+    /// Denied ingress (kept, not enforced yet).
+    #[serde(default)]
+    pub ingress_deny: Vec<IngressRule>,
+    /// Per-direction default deny.
+    #[serde(default)]
+    pub enable_default_deny: DefaultDeny,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Labels of the rule (kept).
+    #[serde(default)]
+    pub labels: Vec<serde_json::Value>,
+}
+
+/// `CiliumNetworkPolicy` or `CiliumClusterwideNetworkPolicy` (the same shape).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicy {
+    /// `cilium.io/v2`.
+    pub api_version: String,
+    /// `CiliumNetworkPolicy` or `CiliumClusterwideNetworkPolicy`.
+    pub kind: String,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// One rule.
+    #[serde(default)]
+    pub spec: Option<Rule>,
+    /// More rules.
+    #[serde(default)]
+    pub specs: Option<Vec<Rule>>,
+    /// Status written by Cilium (ignored).
+    #[serde(default)]
+    pub status: Option<serde_json::Value>,
+}
+
+impl NetworkPolicy {
+    /// Whether this is a `CiliumClusterwideNetworkPolicy`.
+    pub fn is_clusterwide(&self) -> bool {
+        self.kind == "CiliumClusterwideNetworkPolicy"
+    }
+
+    /// Every rule: `spec`, then `specs`.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.spec.iter().chain(self.specs.iter().flatten())
+    }
+}
+
+/// A port of a Local Redirect Policy (`toPorts` of a frontend or backend).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LrpPort {
+    /// The port number, as a string or number.
+    #[serde(default)]
+    pub port: PortText,
+    /// `TCP` or `UDP`.
+    #[serde(default)]
+    pub protocol: String,
+    /// The name that pairs a frontend port with a backend port.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `redirectFrontend.serviceMatcher`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMatcher {
+    /// The service's name.
+    pub service_name: String,
+    /// The service's namespace.
+    pub namespace: String,
+    /// The service ports to redirect (all when empty).
+    #[serde(default)]
+    pub to_ports: Vec<LrpPort>,
+}
+
+/// `redirectFrontend.addressMatcher`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressMatcher {
+    /// The frontend IP.
+    pub ip: String,
+    /// The frontend ports.
+    #[serde(default)]
+    pub to_ports: Vec<LrpPort>,
+}
+
+/// `redirectFrontend`: exactly one matcher.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectFrontend {
+    /// Redirect a service's `ClusterIP`.
+    #[serde(default)]
+    pub service_matcher: Option<ServiceMatcher>,
+    /// Redirect an IP and ports.
+    #[serde(default)]
+    pub address_matcher: Option<AddressMatcher>,
+}
+
+/// `redirectBackend`: the local pods that receive the traffic.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectBackend {
+    /// Selects the backend pods (on the same node as the client).
+    pub local_endpoint_selector: LabelSelector,
+    /// The backend ports, paired with the frontend's by name.
+    #[serde(default)]
+    pub to_ports: Vec<LrpPort>,
+}
+
+/// The `spec` of a Local Redirect Policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRedirectSpec {
+    /// What to redirect.
+    pub redirect_frontend: RedirectFrontend,
+    /// Where to.
+    pub redirect_backend: RedirectBackend,
+    /// Whether traffic from the backends themselves skips the redirect.
+    #[serde(default)]
+    pub skip_redirect_from_backend: bool,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `CiliumLocalRedirectPolicy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRedirectPolicy {
+    /// `cilium.io/v2`.
+    pub api_version: String,
+    /// `CiliumLocalRedirectPolicy`.
+    pub kind: String,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The redirect.
+    pub spec: LocalRedirectSpec,
+    /// Status written by Cilium (ignored).
+    #[serde(default)]
+    pub status: Option<serde_json::Value>,
+}
