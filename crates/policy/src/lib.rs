@@ -6,10 +6,18 @@
 //!   fields are warnings with their path. Egress rules are modelled for enforcement; ingress
 //!   rules are parsed, validated and kept, but not enforced yet.
 //!
-//! Identities and the compilation of policies into datapath map entries come next (see the
-//! project's ARCHITECTURE.md).
+//! - [`labels`]: Cilium's `source:key=value` labels, endpoint selectors over them, the
+//!   namespace defaulting of a policy's selectors, and entities.
+//! - [`identity`]: security identities, numbered as Cilium numbers them (reserved, global
+//!   endpoint identities from 256, node-local CIDR/FQDN identities in the `1 << 24` scope), one
+//!   per distinct label set.
+//!
+//! The compilation of policies into datapath map entries comes next (see the project's
+//! ARCHITECTURE.md).
 #![forbid(unsafe_code)]
 
+pub mod identity;
+pub mod labels;
 pub mod manifest;
 
 pub use manifest::{

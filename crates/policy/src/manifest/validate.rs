@@ -23,23 +23,6 @@ fn fail<T>(path: impl Into<String>, reason: impl Into<String>) -> Result<T, Fail
 /// At most this many ports in one `toPorts` entry (Cilium's `maxPorts`).
 const MAX_PORTS: usize = 40;
 
-/// The entities Cilium accepts in `toEntities` / `fromEntities`.
-pub(crate) const ENTITIES: &[&str] = &[
-    "all",
-    "world",
-    "world-ipv4",
-    "world-ipv6",
-    "cluster",
-    "host",
-    "init",
-    "ingress",
-    "unmanaged",
-    "remote-node",
-    "health",
-    "none",
-    "kube-apiserver",
-];
-
 pub(crate) fn network_policy(policy: &NetworkPolicy) -> Result<(), Failure> {
     if policy.spec.is_none() && policy.specs.is_none() {
         return fail("spec", "a policy needs spec or specs (empty policy)");
@@ -172,7 +155,7 @@ fn peers(
         cidr_rule(&format!("{path}.{}[{i}]", cidr_sets.0), c)?;
     }
     for (i, e) in entities.1.iter().enumerate() {
-        if !ENTITIES.contains(&e.as_str()) {
+        if crate::labels::entity_selectors(e).is_none() {
             return fail(
                 format!("{path}.{}[{i}]", entities.0),
                 format!("unsupported entity: {e}"),
