@@ -12,13 +12,18 @@
 //!   endpoint identities from 256, node-local CIDR/FQDN identities in the `1 << 24` scope), one
 //!   per distinct label set.
 //!
-//! The compilation of policies into datapath map entries comes next (see the project's
-//! ARCHITECTURE.md).
+//! - [`policymap`]: an endpoint's egress policy map (keys of identity, protocol and port
+//!   prefix; allow, deny or redirect to the DNS proxy) and its lookup as Cilium's datapath
+//!   does it.
+//! - [`compile`]: policies, endpoints and the DNS cache's global view in; the ipcache and the
+//!   policy maps out, and only the changes when an IP's names change.
 #![forbid(unsafe_code)]
 
+pub mod compile;
 pub mod identity;
 pub mod labels;
 pub mod manifest;
+pub mod policymap;
 
 pub use manifest::{
     Loaded, Located, Manifest, ManifestError, Origin, Warning, load_file, load_str,

@@ -13,7 +13,7 @@
 //! `unsafe-libyaml`, a machine translation of C.)
 
 pub mod types;
-mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::path::Path;

@@ -1,0 +1,396 @@
+//! The per-endpoint policy map, in the logical form the datapath's map holds it, and its
+//! lookup exactly as Cilium's `__policy_can_access` (bpf/lib/policy.h) performs it.
+//!
+//! A key is (remote identity or 0 for "any", protocol or 0 for "any", destination port with a
+//! prefix length). The protocol is only wildcarded with the port; a port is only written with
+//! its protocol, and can be a prefix (`endPort` ranges become aligned port prefixes). An entry
+//! allows, denies, or allows through the DNS proxy (with the DNS rules that apply).
+//!
+//! Lookup, for a packet to `identity`, `proto`, `port`:
+//! 1. the longest match among the keys of `identity`; a deny there wins outright;
+//! 2. the longest match among the keys of identity 0 ("L4-only");
+//! 3. if both matched: the higher precedence (deny > proxy redirect > allow), then the longer
+//!    protocol+port prefix, then the identity-specific one;
+//! 4. nothing matched: dropped, `POLICY_DENIED` (133); a chosen deny: `POLICY_DENY` (181).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use fqdnpath_names::FqdnSelector;
+
+use crate::identity::Identity;
+
+/// An IP protocol number in a policy key.
+pub type Protocol = u8;
+/// TCP.
+pub const PROTO_TCP: Protocol = 6;
+/// UDP.
+pub const PROTO_UDP: Protocol = 17;
+/// SCTP.
+pub const PROTO_SCTP: Protocol = 132;
+/// ICMP.
+pub const PROTO_ICMP: Protocol = 1;
+/// `ICMPv6`.
+pub const PROTO_ICMPV6: Protocol = 58;
+
+/// One key of an endpoint's egress policy map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyKey {
+    /// The remote identity; [`Identity::ANY`] for every identity.
+    pub identity: Identity,
+    /// The protocol; 0 for every protocol (then the port is wildcarded too).
+    pub proto: Protocol,
+    /// The first port of the prefix.
+    pub port: u16,
+    /// How many leading bits of the port are fixed (16: one port; 0: any port).
+    pub port_prefix_len: u8,
+}
+
+impl PolicyKey {
+    /// A key for every protocol and port of `identity` (an L3-only key).
+    pub fn l3(identity: Identity) -> Self {
+        Self {
+            identity,
+            proto: 0,
+            port: 0,
+            port_prefix_len: 0,
+        }
+    }
+
+    /// The number of protocol and port bits the key fixes (Cilium's `lpm_prefix_length`):
+    /// 0 for any protocol, 8 for a protocol with any port, up to 24.
+    pub fn lpm_prefix_len(&self) -> u8 {
+        if self.proto == 0 {
+            0
+        } else {
+            8 + self.port_prefix_len
+        }
+    }
+
+    /// Whether the key covers a packet with this protocol and destination port.
+    pub fn covers(&self, proto: Protocol, port: u16) -> bool {
+        if self.proto == 0 {
+            return true;
+        }
+        if self.proto != proto {
+            return false;
+        }
+        let shift = 16 - u32::from(self.port_prefix_len);
+        let mask = u16::MAX.checked_shl(shift).unwrap_or(0);
+        port & mask == self.port & mask
+    }
+}
+
+impl fmt::Display for PolicyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "identity={} ", self.identity)?;
+        match (self.proto, self.port_prefix_len) {
+            (0, _) => f.write_str("proto=ANY port=ANY"),
+            (p, 0) => write!(f, "proto={p} port=ANY"),
+            (p, 16) => write!(f, "proto={p} port={}", self.port),
+            (p, n) => write!(f, "proto={p} port={}/{n}", self.port),
+        }
+    }
+}
+
+/// Which names the DNS proxy lets through on a redirected key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DnsAllow {
+    /// Every name (a rule with no `rules.dns`, or an all-star pattern, covers the key).
+    All,
+    /// Names matching any of these (`matchName` / `matchPattern` of `rules.dns`).
+    Selectors(BTreeSet<FqdnSelectorKey>),
+}
+
+impl DnsAllow {
+    /// The union of two allowances.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::All, _) | (_, Self::All) => Self::All,
+            (Self::Selectors(mut a), Self::Selectors(b)) => {
+                a.extend(b);
+                Self::Selectors(a)
+            }
+        }
+    }
+}
+
+/// A DNS-rule selector in a form that orders and hashes: (`matchName`?, normal form).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FqdnSelectorKey {
+    /// True for `matchPattern`.
+    pub pattern: bool,
+    /// The normal form.
+    pub value: String,
+}
+
+impl From<&FqdnSelector> for FqdnSelectorKey {
+    fn from(s: &FqdnSelector) -> Self {
+        Self {
+            pattern: matches!(s, FqdnSelector::MatchPattern(_)),
+            value: s.value().to_owned(),
+        }
+    }
+}
+
+/// What a key does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyAction {
+    /// Forward.
+    Allow,
+    /// Forward through the DNS proxy, which enforces the names.
+    RedirectDns(DnsAllow),
+    /// Drop (`POLICY_DENY`).
+    Deny,
+}
+
+impl PolicyAction {
+    /// Cilium's precedence: deny highest, then a proxy redirect, then a plain allow.
+    pub fn precedence(&self) -> u32 {
+        match self {
+            Self::Deny => u32::MAX,
+            Self::RedirectDns(_) => 2,
+            Self::Allow => 1,
+        }
+    }
+
+    /// Merges two actions on the same key: deny wins; a redirect absorbs a plain allow (the
+    /// proxy then lets every name through, as an L4-only rule on the port allows all DNS).
+    #[must_use]
+    pub fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Deny, _) | (_, Self::Deny) => Self::Deny,
+            (Self::RedirectDns(a), Self::RedirectDns(b)) => Self::RedirectDns(a.union(b)),
+            (Self::RedirectDns(_), Self::Allow) | (Self::Allow, Self::RedirectDns(_)) => {
+                Self::RedirectDns(DnsAllow::All)
+            }
+            (Self::Allow, Self::Allow) => Self::Allow,
+        }
+    }
+}
+
+/// Hubble's `policy_match_type` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MatchType {
+    /// `L3_ONLY`: identity, any protocol.
+    L3Only = 1,
+    /// `L3_L4`: identity, protocol and port.
+    L3L4 = 2,
+    /// `L4_ONLY`: any identity, protocol and port.
+    L4Only = 3,
+    /// `ALL`: any identity, any protocol.
+    All = 4,
+    /// `L3_PROTO`: identity and protocol, any port.
+    L3Proto = 5,
+    /// `PROTO_ONLY`: any identity, protocol, any port.
+    ProtoOnly = 6,
+}
+
+/// Why a packet was dropped by policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// `POLICY_DENIED` (133): no entry allows it.
+    PolicyDenied = 133,
+    /// `POLICY_DENY` (181): a deny entry matched.
+    PolicyDeny = 181,
+}
+
+impl DropReason {
+    /// Hubble's `drop_reason_desc`.
+    pub fn desc(self) -> &'static str {
+        match self {
+            Self::PolicyDenied => "POLICY_DENIED",
+            Self::PolicyDeny => "POLICY_DENY",
+        }
+    }
+}
+
+/// The outcome of a policy lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyVerdict {
+    /// Forwarded by the entry at `key`.
+    Allowed {
+        /// The chosen key.
+        key: PolicyKey,
+        /// How it matched.
+        match_type: MatchType,
+    },
+    /// Forwarded to the DNS proxy.
+    Redirected {
+        /// The chosen key.
+        key: PolicyKey,
+        /// How it matched.
+        match_type: MatchType,
+        /// The names the proxy allows.
+        dns: DnsAllow,
+    },
+    /// Dropped.
+    Dropped {
+        /// Why.
+        reason: DropReason,
+        /// The deny entry's key, if one matched.
+        key: Option<PolicyKey>,
+    },
+}
+
+/// One endpoint's egress policy map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyMap {
+    entries: BTreeMap<PolicyKey, PolicyAction>,
+}
+
+impl PolicyMap {
+    /// An empty map (everything dropped).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `action` at `key`, merged with what the key already holds.
+    pub fn add(&mut self, key: PolicyKey, action: PolicyAction) {
+        let merged = match self.entries.remove(&key) {
+            Some(old) => old.merge(action),
+            None => action,
+        };
+        self.entries.insert(key, merged);
+    }
+
+    /// Sets `key` to `action` (replacing).
+    pub fn insert(&mut self, key: PolicyKey, action: PolicyAction) {
+        self.entries.insert(key, action);
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &PolicyKey) -> Option<PolicyAction> {
+        self.entries.remove(key)
+    }
+
+    /// The action at `key`.
+    pub fn get(&self, key: &PolicyKey) -> Option<&PolicyAction> {
+        self.entries.get(key)
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyAction)> {
+        self.entries.iter()
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The longest-prefix match among the keys of `identity`.
+    fn longest(
+        &self,
+        identity: Identity,
+        proto: Protocol,
+        port: u16,
+    ) -> Option<(PolicyKey, &PolicyAction)> {
+        let from = PolicyKey {
+            identity,
+            proto: 0,
+            port: 0,
+            port_prefix_len: 0,
+        };
+        self.entries
+            .range(from..)
+            .take_while(|(k, _)| k.identity == identity)
+            .filter(|(k, _)| k.covers(proto, port))
+            .max_by_key(|(k, _)| k.lpm_prefix_len())
+            .map(|(k, a)| (*k, a))
+    }
+
+    /// Judges an egress packet to `identity` with `proto` and destination `port`.
+    pub fn lookup(&self, identity: Identity, proto: Protocol, port: u16) -> PolicyVerdict {
+        let l3 = if identity == Identity::ANY {
+            None
+        } else {
+            self.longest(identity, proto, port)
+        };
+        // A deny on the identity's own keys wins without looking further.
+        let chosen = if let Some((key, PolicyAction::Deny)) = l3 {
+            Some((key, &PolicyAction::Deny, true))
+        } else {
+            let l4 = self.longest(Identity::ANY, proto, port);
+            match (l3, l4) {
+                (Some(a), Some(b)) => {
+                    let b_wins = b.1.precedence() > a.1.precedence()
+                        || (b.1.precedence() == a.1.precedence()
+                            && b.0.lpm_prefix_len() > a.0.lpm_prefix_len());
+                    Some(if b_wins {
+                        (b.0, b.1, false)
+                    } else {
+                        (a.0, a.1, true)
+                    })
+                }
+                (Some(a), None) => Some((a.0, a.1, true)),
+                (None, Some(b)) => Some((b.0, b.1, false)),
+                (None, None) => None,
+            }
+        };
+        let Some((key, action, specific)) = chosen else {
+            return PolicyVerdict::Dropped {
+                reason: DropReason::PolicyDenied,
+                key: None,
+            };
+        };
+        let len = key.lpm_prefix_len();
+        let match_type = match (specific, len) {
+            (true, l) if l > 8 => MatchType::L3L4,
+            (true, l) if l > 0 => MatchType::L3Proto,
+            (true, _) => MatchType::L3Only,
+            (false, 0) => MatchType::All,
+            (false, l) if l <= 8 => MatchType::ProtoOnly,
+            (false, _) => MatchType::L4Only,
+        };
+        match action {
+            PolicyAction::Deny => PolicyVerdict::Dropped {
+                reason: DropReason::PolicyDeny,
+                key: Some(key),
+            },
+            PolicyAction::Allow => PolicyVerdict::Allowed { key, match_type },
+            PolicyAction::RedirectDns(dns) => PolicyVerdict::Redirected {
+                key,
+                match_type,
+                dns: dns.clone(),
+            },
+        }
+    }
+}
+
+/// Splits the port range `start..=end` into aligned prefixes (port, prefix length), as Cilium
+/// turns `port`/`endPort` into policy-map keys.
+pub fn port_range_prefixes(start: u16, end: u16) -> Vec<(u16, u8)> {
+    let mut out = Vec::new();
+    if end < start {
+        return out;
+    }
+    let mut lo = u32::from(start);
+    let hi = u32::from(end);
+    while lo <= hi {
+        // The largest aligned block starting at `lo` that stays within `hi`.
+        let mut size = if lo == 0 {
+            1 << 16
+        } else {
+            1u32 << lo.trailing_zeros().min(16)
+        };
+        while lo + size - 1 > hi {
+            size >>= 1;
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "lo <= 65535, size.trailing_zeros() <= 16"
+        )]
+        out.push((lo as u16, (16 - size.trailing_zeros()) as u8));
+        lo += size;
+    }
+    out
+}
