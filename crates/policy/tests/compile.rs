@@ -30,7 +30,7 @@ fn endpoint(id: u16, ns: &str, name: &str, labels: &[(&str, &str)], addr: &str) 
     }
 }
 
-/// The article's cluster: the client, CoreDNS (kube-dns) and `node-local-dns`.
+/// The article's cluster: the client, `CoreDNS` (kube-dns) and `node-local-dns`.
 fn cluster() -> Vec<Endpoint> {
     vec![
         endpoint(
