@@ -15,7 +15,11 @@
 //! - [`policy`] (`fqdnpath-policy`): Cilium's `CiliumNetworkPolicy`,
 //!   `CiliumClusterwideNetworkPolicy` and `CiliumLocalRedirectPolicy` loaded from YAML with
 //!   Cilium's validation rules; errors and unknown-field warnings carry file, document and key
-//!   path. (Identities and compilation into map entries come next.)
+//!   path; labels, selectors and identities numbered as Cilium numbers them; compilation into
+//!   the ipcache and per-endpoint policy maps, with deltas when the DNS state changes.
+//! - [`datapath`] (`fqdnpath-datapath`): the map ABI shared with the eBPF program
+//!   (`ebpf/include/fqdnpath_abi.h`), and the reference datapath: LPM ipcache, policy lookup as
+//!   Cilium's `__policy_can_access`, connection tracking, Hubble-shaped flow events.
 //!
 //! Time is always an input (`now`); nothing here reads a clock.
 //!
@@ -40,5 +44,6 @@
 #![forbid(unsafe_code)]
 
 pub use fqdnpath_cache as cache;
+pub use fqdnpath_datapath as datapath;
 pub use fqdnpath_names as names;
 pub use fqdnpath_policy as policy;

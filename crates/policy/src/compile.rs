@@ -523,6 +523,33 @@ impl Compiler {
         map
     }
 
+    /// Everything the maps hold, as upserts (to program an empty datapath).
+    pub fn full_deltas(&self) -> Vec<Delta> {
+        let mut out: Vec<Delta> = self
+            .ipcache
+            .iter()
+            .map(|(prefix, identity)| Delta::IpcacheUpsert {
+                prefix: *prefix,
+                identity: *identity,
+            })
+            .collect();
+        for (endpoint, map) in &self.policy {
+            out.extend(map.iter().map(|(key, action)| Delta::PolicyUpsert {
+                endpoint: *endpoint,
+                key: *key,
+                action: action.clone(),
+            }));
+        }
+        out
+    }
+
+    /// Every endpoint: (ID, its IPs, its identity), in ID order.
+    pub fn endpoints(&self) -> impl Iterator<Item = (EndpointId, &[IpAddr], Identity)> {
+        self.endpoints
+            .iter()
+            .map(|(id, (e, _, identity))| (*id, e.ips.as_slice(), *identity))
+    }
+
     /// The ipcache: prefix to identity (a miss is `world`).
     pub fn ipcache(&self) -> &BTreeMap<Prefix, Identity> {
         &self.ipcache

@@ -192,6 +192,8 @@ pub enum MatchType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
+    /// `INVALID_SOURCE_IP` (132): the packet's source is no known endpoint.
+    InvalidSourceIp = 132,
     /// `POLICY_DENIED` (133): no entry allows it.
     PolicyDenied = 133,
     /// `POLICY_DENY` (181): a deny entry matched.
@@ -202,6 +204,7 @@ impl DropReason {
     /// Hubble's `drop_reason_desc`.
     pub fn desc(self) -> &'static str {
         match self {
+            Self::InvalidSourceIp => "INVALID_SOURCE_IP",
             Self::PolicyDenied => "POLICY_DENIED",
             Self::PolicyDeny => "POLICY_DENY",
         }

@@ -1,0 +1,25 @@
+//! The datapath layer of fqdnpath: the map ABI shared with the eBPF program, and a pure-Rust
+//! reference datapath that judges packets exactly as SEMANTICS.md section 5 says.
+//!
+//! - [`abi`]: `#[repr(C)]` twins of `ebpf/include/fqdnpath_abi.h` (ipcache, policy, endpoint,
+//!   conntrack keys and values, flow events), with size and offset assertions.
+//! - [`lpm`]: longest-prefix match with a BPF-like capacity, IPv4 and IPv6 apart.
+//! - [`conntrack`]: connection tracking with Cilium's lifetimes, and the GC that tells the DNS
+//!   cache which destinations still carry connections.
+//! - [`reference`]: the [`Datapath`] trait (apply map changes, judge packets, list entries,
+//!   report capacity) and [`ReferenceDatapath`], its in-memory implementation; flow events
+//!   shaped after Hubble's `Flow`.
+//!
+//! The policy-map lookup itself lives with the policy map, in
+//! `fqdnpath_policy::policymap::PolicyMap::lookup`.
+#![forbid(unsafe_code)]
+
+pub mod abi;
+pub mod conntrack;
+pub mod lpm;
+pub mod reference;
+
+pub use fqdnpath_policy::policymap::{PROTO_TCP, PROTO_UDP};
+pub use reference::{
+    Capacity, Datapath, DatapathError, FlowEvent, MapSizes, Packet, ReferenceDatapath, Verdict,
+};

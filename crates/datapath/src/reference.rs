@@ -1,0 +1,525 @@
+//! The `Datapath` trait and its pure-Rust reference implementation.
+//!
+//! An egress packet from an endpoint is judged like this:
+//! 1. the source address must be a known endpoint (else dropped, `INVALID_SOURCE_IP`);
+//! 2. a packet answering a flow the peer opened towards the endpoint is a reply: it passes;
+//! 3. otherwise the destination's identity comes from the ipcache (longest prefix; a miss is
+//!    `world`), and the endpoint's policy map decides ([`PolicyMap::lookup`]), for every packet
+//!    of a flow, not only the first, so a connection is cut when its IP loses its identity;
+//! 4. a forwarded packet opens or renews its conntrack entry.
+//!
+//! Packets towards an endpoint (`ingress`) are not judged (ingress policy is not enforced yet):
+//! they pass, as replies when they answer a flow the endpoint opened.
+//!
+//! Maps have capacities like BPF maps. A change that does not fit is an error, and the
+//! datapath fails closed: from then on every egress packet of the affected endpoints (all of
+//! them, for the ipcache) is dropped, `POLICY_DENIED`, until the maps are rebuilt (a new
+//! datapath).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use fqdnpath_cache::Timestamp;
+use fqdnpath_policy::compile::{Delta, EndpointId, Prefix};
+use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::policymap::{
+    DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap, PolicyVerdict,
+};
+
+use crate::conntrack::{Conntrack, Direction, TcpFlags, Tuple};
+use crate::lpm::{LpmError, LpmTable};
+
+/// A packet, as far as policy cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Packet {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol.
+    pub proto: u8,
+    /// Source port (0 for protocols without ports).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP flags.
+    pub flags: TcpFlags,
+}
+
+impl Packet {
+    /// The packet's flow tuple.
+    pub fn tuple(&self) -> Tuple {
+        Tuple {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+        }
+    }
+}
+
+/// Hubble's verdicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// `FORWARDED`.
+    Forwarded,
+    /// `DROPPED`.
+    Dropped,
+    /// `REDIRECTED` (to the DNS proxy).
+    Redirected,
+}
+
+impl Verdict {
+    /// Hubble's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Forwarded => "FORWARDED",
+            Self::Dropped => "DROPPED",
+            Self::Redirected => "REDIRECTED",
+        }
+    }
+}
+
+/// One verdict, shaped after Hubble's `Flow`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// When.
+    pub time: Timestamp,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why it was dropped.
+    pub drop_reason: Option<DropReason>,
+    /// `EGRESS` (true) or `INGRESS`.
+    pub egress: bool,
+    /// The endpoint on our side, if known.
+    pub endpoint: Option<EndpointId>,
+    /// The packet.
+    pub packet: Packet,
+    /// Source identity.
+    pub src_identity: Identity,
+    /// Destination identity.
+    pub dst_identity: Identity,
+    /// Whether it answers a tracked flow.
+    pub is_reply: bool,
+    /// How the policy matched (none for replies and drops without a match).
+    pub match_type: Option<MatchType>,
+    /// The policy key that decided, if any.
+    pub policy_key: Option<PolicyKey>,
+    /// For a redirect: the names the DNS proxy allows.
+    pub dns: Option<DnsAllow>,
+}
+
+/// How full a map is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapUsage {
+    /// Entries in use.
+    pub used: usize,
+    /// `max_entries`.
+    pub max: usize,
+}
+
+/// The usage of every map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// The IPv4 ipcache.
+    pub ipcache4: MapUsage,
+    /// The IPv6 ipcache.
+    pub ipcache6: MapUsage,
+    /// The policy map (all endpoints).
+    pub policy: MapUsage,
+    /// Conntrack.
+    pub conntrack: MapUsage,
+}
+
+/// The sizes of the maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    /// IPv4 ipcache entries.
+    pub ipcache4: usize,
+    /// IPv6 ipcache entries.
+    pub ipcache6: usize,
+    /// Policy entries, over all endpoints.
+    pub policy: usize,
+    /// Tracked flows.
+    pub conntrack: usize,
+}
+
+impl Default for MapSizes {
+    /// Cilium's defaults: 512k ipcache entries, 16k policy entries per endpoint (here: for the
+    /// few endpoints of one node, 64k in all), 256k conntrack entries.
+    fn default() -> Self {
+        Self {
+            ipcache4: 512_000,
+            ipcache6: 512_000,
+            policy: 65_536,
+            conntrack: 262_144,
+        }
+    }
+}
+
+/// Why a change could not be applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatapathError {
+    /// A map is full; the datapath now fails closed for the endpoints it affects.
+    #[error("the {map} map is full ({max_entries} entries); failing closed")]
+    MapFull {
+        /// Which map.
+        map: &'static str,
+        /// Its capacity.
+        max_entries: usize,
+    },
+    /// A prefix is malformed.
+    #[error("invalid prefix {prefix}: {reason}")]
+    InvalidPrefix {
+        /// The prefix.
+        prefix: Prefix,
+        /// The reason.
+        reason: String,
+    },
+    /// The backend failed (the kernel backend's syscalls).
+    #[error("datapath backend: {0}")]
+    Backend(String),
+}
+
+/// A datapath: maps that can be changed, and packets that can be judged. The reference model
+/// implements it in memory; the kernel backend with BPF maps and a TC program.
+pub trait Datapath {
+    /// Registers a local endpoint's address (its source-address map entry).
+    fn set_endpoint(
+        &mut self,
+        endpoint: EndpointId,
+        addr: IpAddr,
+        identity: Identity,
+    ) -> Result<(), DatapathError>;
+
+    /// Applies map changes in order.
+    fn apply(&mut self, deltas: &[Delta]) -> Result<(), DatapathError>;
+
+    /// Judges an egress packet from an endpoint.
+    fn egress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent;
+
+    /// Lets a packet towards an endpoint in (replies, and flows the peer opens).
+    fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent;
+
+    /// Runs the conntrack GC; returns the live egress (endpoint, destination) pairs.
+    fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)>;
+
+    /// The ipcache's entries, sorted.
+    fn ipcache_entries(&self) -> Vec<(Prefix, Identity)>;
+
+    /// An endpoint's policy entries, sorted.
+    fn policy_entries(&self, endpoint: EndpointId) -> Vec<(PolicyKey, PolicyAction)>;
+
+    /// How full the maps are.
+    fn capacity(&self) -> Capacity;
+}
+
+/// The reference datapath, in memory.
+#[derive(Clone, Debug)]
+pub struct ReferenceDatapath {
+    sizes: MapSizes,
+    endpoints: BTreeMap<IpAddr, (EndpointId, Identity)>,
+    ipcache4: LpmTable<u32, Identity>,
+    ipcache6: LpmTable<u128, Identity>,
+    policy: BTreeMap<EndpointId, PolicyMap>,
+    policy_entries: usize,
+    conntrack: Conntrack,
+    /// Endpoints failing closed after a policy change did not fit.
+    failed_endpoints: BTreeSet<EndpointId>,
+    /// Every endpoint fails closed after an ipcache change did not fit.
+    ipcache_failed: bool,
+}
+
+impl Default for ReferenceDatapath {
+    fn default() -> Self {
+        Self::new(MapSizes::default())
+    }
+}
+
+impl ReferenceDatapath {
+    /// Empty maps of these sizes.
+    pub fn new(sizes: MapSizes) -> Self {
+        Self {
+            sizes,
+            endpoints: BTreeMap::new(),
+            ipcache4: LpmTable::new(sizes.ipcache4),
+            ipcache6: LpmTable::new(sizes.ipcache6),
+            policy: BTreeMap::new(),
+            policy_entries: 0,
+            conntrack: Conntrack::new(sizes.conntrack),
+            failed_endpoints: BTreeSet::new(),
+            ipcache_failed: false,
+        }
+    }
+
+    /// The identity the ipcache gives `addr` (a miss is `world`).
+    pub fn identity_of(&self, addr: IpAddr) -> Identity {
+        let hit = match addr {
+            IpAddr::V4(a) => self.ipcache4.lookup(u32::from(a)).map(|(_, id)| *id),
+            IpAddr::V6(a) => self.ipcache6.lookup(u128::from(a)).map(|(_, id)| *id),
+        };
+        hit.unwrap_or(Identity::WORLD)
+    }
+
+    /// The conntrack table.
+    pub fn conntrack(&self) -> &Conntrack {
+        &self.conntrack
+    }
+
+    fn ipcache_insert(&mut self, prefix: Prefix, identity: Identity) -> Result<(), LpmError> {
+        match prefix.addr {
+            IpAddr::V4(a) => self.ipcache4.insert(u32::from(a), prefix.len, identity),
+            IpAddr::V6(a) => self.ipcache6.insert(u128::from(a), prefix.len, identity),
+        }
+        .map(|_| ())
+    }
+
+    fn ipcache_remove(&mut self, prefix: Prefix) {
+        match prefix.addr {
+            IpAddr::V4(a) => self.ipcache4.remove(u32::from(a), prefix.len),
+            IpAddr::V6(a) => self.ipcache6.remove(u128::from(a), prefix.len),
+        };
+    }
+
+    fn event(
+        packet: &Packet,
+        now: Timestamp,
+        egress: bool,
+        endpoint: Option<(EndpointId, Identity)>,
+        remote: Identity,
+    ) -> FlowEvent {
+        let (src_identity, dst_identity) = match (egress, endpoint) {
+            (true, Some((_, id))) => (id, remote),
+            (false, Some((_, id))) => (remote, id),
+            (_, None) => (Identity::ANY, remote),
+        };
+        FlowEvent {
+            time: now,
+            verdict: Verdict::Dropped,
+            drop_reason: None,
+            egress,
+            endpoint: endpoint.map(|e| e.0),
+            packet: *packet,
+            src_identity,
+            dst_identity,
+            is_reply: false,
+            match_type: None,
+            policy_key: None,
+            dns: None,
+        }
+    }
+}
+
+impl Datapath for ReferenceDatapath {
+    fn set_endpoint(
+        &mut self,
+        endpoint: EndpointId,
+        addr: IpAddr,
+        identity: Identity,
+    ) -> Result<(), DatapathError> {
+        self.endpoints.insert(addr, (endpoint, identity));
+        self.policy.entry(endpoint).or_default();
+        Ok(())
+    }
+
+    fn apply(&mut self, deltas: &[Delta]) -> Result<(), DatapathError> {
+        let mut first_error = None;
+        for delta in deltas {
+            match delta {
+                Delta::IpcacheUpsert { prefix, identity } => {
+                    if let Err(e) = self.ipcache_insert(*prefix, *identity) {
+                        self.ipcache_failed = true;
+                        let error = match e {
+                            LpmError::Full { max_entries } => DatapathError::MapFull {
+                                map: if prefix.addr.is_ipv4() {
+                                    "ipcache4"
+                                } else {
+                                    "ipcache6"
+                                },
+                                max_entries,
+                            },
+                            other => DatapathError::InvalidPrefix {
+                                prefix: *prefix,
+                                reason: other.to_string(),
+                            },
+                        };
+                        first_error.get_or_insert(error);
+                    }
+                }
+                Delta::IpcacheDelete { prefix } => self.ipcache_remove(*prefix),
+                Delta::PolicyUpsert {
+                    endpoint,
+                    key,
+                    action,
+                } => {
+                    let map = self.policy.entry(*endpoint).or_default();
+                    if map.get(key).is_none() {
+                        if self.policy_entries >= self.sizes.policy {
+                            self.failed_endpoints.insert(*endpoint);
+                            first_error.get_or_insert(DatapathError::MapFull {
+                                map: "policy",
+                                max_entries: self.sizes.policy,
+                            });
+                            continue;
+                        }
+                        self.policy_entries += 1;
+                    }
+                    map.insert(*key, action.clone());
+                }
+                Delta::PolicyDelete { endpoint, key } => {
+                    if let Some(map) = self.policy.get_mut(endpoint)
+                        && map.remove(key).is_some()
+                    {
+                        self.policy_entries -= 1;
+                    }
+                }
+            }
+        }
+        // Failing closed is sticky: a later change that fits does not bring back what did
+        // not fit (a missing deny must never turn into an allow).
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn egress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
+        let remote = self.identity_of(packet.dst);
+        let Some(&(endpoint, identity)) = self.endpoints.get(&packet.src) else {
+            let mut event = Self::event(packet, now, true, None, remote);
+            event.drop_reason = Some(DropReason::InvalidSourceIp);
+            return event;
+        };
+        let mut event = Self::event(packet, now, true, Some((endpoint, identity)), remote);
+        let tuple = packet.tuple();
+        // A reply to a flow the peer opened towards us passes.
+        if self
+            .conntrack
+            .get(&tuple.reversed(), now)
+            .is_some_and(|e| e.direction == Direction::Ingress)
+        {
+            self.conntrack.reply(&tuple.reversed(), packet.flags, now);
+            event.verdict = Verdict::Forwarded;
+            event.is_reply = true;
+            return event;
+        }
+        if self.ipcache_failed || self.failed_endpoints.contains(&endpoint) {
+            event.drop_reason = Some(DropReason::PolicyDenied);
+            return event;
+        }
+        let verdict = self.policy.get(&endpoint).map_or(
+            PolicyVerdict::Dropped {
+                reason: DropReason::PolicyDenied,
+                key: None,
+            },
+            |map| map.lookup(remote, packet.proto, packet.dport),
+        );
+        match verdict {
+            PolicyVerdict::Dropped { reason, key } => {
+                event.drop_reason = Some(reason);
+                event.policy_key = key;
+            }
+            PolicyVerdict::Allowed { key, match_type }
+            | PolicyVerdict::Redirected {
+                key, match_type, ..
+            } => {
+                if let PolicyVerdict::Redirected { dns, .. } = &verdict {
+                    event.verdict = Verdict::Redirected;
+                    event.dns = Some(dns.clone());
+                } else {
+                    event.verdict = Verdict::Forwarded;
+                }
+                event.match_type = Some(match_type);
+                event.policy_key = Some(key);
+                if !self.conntrack.track(
+                    tuple,
+                    endpoint,
+                    Direction::Egress,
+                    remote,
+                    packet.flags,
+                    now,
+                ) {
+                    // Untrackable: its replies could not pass. Fail closed.
+                    event.verdict = Verdict::Dropped;
+                    event.drop_reason = Some(DropReason::PolicyDenied);
+                }
+            }
+        }
+        event
+    }
+
+    fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
+        let remote = self.identity_of(packet.src);
+        let endpoint = self.endpoints.get(&packet.dst).copied();
+        let mut event = Self::event(packet, now, false, endpoint, remote);
+        event.verdict = Verdict::Forwarded;
+        let tuple = packet.tuple();
+        if self.conntrack.reply(&tuple.reversed(), packet.flags, now) {
+            event.is_reply = true;
+        } else if let Some((id, _)) = endpoint {
+            // Ingress policy is not enforced yet: the flow is let in and tracked so that the
+            // endpoint's answers pass as replies.
+            self.conntrack
+                .track(tuple, id, Direction::Ingress, remote, packet.flags, now);
+        }
+        event
+    }
+
+    fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)> {
+        self.conntrack.gc(now)
+    }
+
+    fn ipcache_entries(&self) -> Vec<(Prefix, Identity)> {
+        let mut out: Vec<(Prefix, Identity)> = self
+            .ipcache4
+            .iter()
+            .map(|(a, len, id)| {
+                (
+                    Prefix {
+                        addr: IpAddr::V4(a.into()),
+                        len,
+                    },
+                    *id,
+                )
+            })
+            .chain(self.ipcache6.iter().map(|(a, len, id)| {
+                (
+                    Prefix {
+                        addr: IpAddr::V6(a.into()),
+                        len,
+                    },
+                    *id,
+                )
+            }))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn policy_entries(&self, endpoint: EndpointId) -> Vec<(PolicyKey, PolicyAction)> {
+        self.policy
+            .get(&endpoint)
+            .map(|m| m.iter().map(|(k, a)| (*k, a.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    fn capacity(&self) -> Capacity {
+        Capacity {
+            ipcache4: MapUsage {
+                used: self.ipcache4.len(),
+                max: self.ipcache4.max_entries(),
+            },
+            ipcache6: MapUsage {
+                used: self.ipcache6.len(),
+                max: self.ipcache6.max_entries(),
+            },
+            policy: MapUsage {
+                used: self.policy_entries,
+                max: self.sizes.policy,
+            },
+            conntrack: MapUsage {
+                used: self.conntrack.len(),
+                max: self.conntrack.max_entries(),
+            },
+        }
+    }
+}

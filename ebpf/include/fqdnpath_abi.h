@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
+/*
+ * The map ABI shared by the eBPF datapath and fqdnpath-datapath (crates/datapath/src/abi.rs).
+ * Every struct here has a #[repr(C)] twin in Rust; both sides assert the same sizes and
+ * offsets, so a change on one side without the other fails to build.
+ */
+#ifndef FQDNPATH_ABI_H
+#define FQDNPATH_ABI_H
+
+#include <linux/types.h>
+
+/* Verdicts in flow events. */
+#define FQDNPATH_VERDICT_FORWARDED 1
+#define FQDNPATH_VERDICT_DROPPED 2
+#define FQDNPATH_VERDICT_REDIRECTED 3
+
+/* Drop reasons, numbered as Cilium's. */
+#define FQDNPATH_DROP_POLICY_DENIED 133
+#define FQDNPATH_DROP_POLICY_DENY 181
+
+/* Policy match types, numbered as Cilium's. */
+#define FQDNPATH_MATCH_NONE 0
+#define FQDNPATH_MATCH_L3_ONLY 1
+#define FQDNPATH_MATCH_L3_L4 2
+#define FQDNPATH_MATCH_L4_ONLY 3
+#define FQDNPATH_MATCH_ALL 4
+#define FQDNPATH_MATCH_L3_PROTO 5
+#define FQDNPATH_MATCH_PROTO_ONLY 6
+
+/* Reserved identity of an ipcache miss. */
+#define FQDNPATH_IDENTITY_WORLD 2
+
+/* Policy value flags. */
+#define FQDNPATH_POLICY_DENY 0x1
+
+/* Bits of the policy key data that are always fixed: endpoint, direction, pad, identity. */
+#define FQDNPATH_POLICY_FIXED_BITS 64
+/* Full prefix: the fixed bits, the protocol (8) and the port (16). */
+#define FQDNPATH_POLICY_FULL_PREFIX 88
+
+/* ipcache, IPv4 LPM trie: prefixlen counts the bits of addr. */
+struct fqdnpath_ipcache_key4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+/* ipcache, IPv6 LPM trie. */
+struct fqdnpath_ipcache_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct fqdnpath_ipcache_value {
+	__u32 identity;
+	__u32 flags;
+};
+
+/*
+ * Policy, one LPM trie for every endpoint. The identity is looked up exactly (once for the
+ * remote identity, once for 0, "any"); the protocol and the port are wildcarded by the prefix:
+ * the protocol only together with the whole port, the port from its low bits up.
+ */
+struct fqdnpath_policy_key {
+	__u32 prefixlen;
+	__u16 endpoint_id;
+	__u8 egress;
+	__u8 pad0;
+	__u32 identity;
+	__u8 protocol;
+	__u8 dport[2]; /* network byte order */
+	__u8 pad1;
+};
+
+struct fqdnpath_policy_value {
+	__be16 proxy_port; /* non-zero: redirect to the DNS proxy */
+	__u8 flags; /* FQDNPATH_POLICY_DENY */
+	__u8 lpm_prefix_length; /* protocol and port bits the key fixes, 0..24 */
+	__u32 precedence; /* deny: 0xffffffff; redirect 2; allow 1 */
+};
+
+/* Source endpoints by address (family 4 or 6; IPv4 in the first 4 bytes). */
+struct fqdnpath_endpoint_key {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct fqdnpath_endpoint_value {
+	__u16 endpoint_id;
+	__u16 pad;
+	__u32 identity;
+};
+
+/* Connection tracking, keyed by the egress direction's tuple. */
+struct fqdnpath_ct_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 family;
+	__u16 pad;
+};
+
+struct fqdnpath_ct_value {
+	__u64 expires_ns;
+	__u32 remote_identity;
+	__u16 endpoint_id;
+	__u8 flags;
+	__u8 pad;
+};
+
+/* One verdict, into the ring buffer. */
+struct fqdnpath_flow_event {
+	__u64 ts_ns;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u16 endpoint_id;
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 family;
+	__u8 verdict;
+	__u8 drop_reason;
+	__u8 match_type;
+	__u8 is_reply;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct fqdnpath_ipcache_key4) == 8, "ipcache_key4 size");
+_Static_assert(sizeof(struct fqdnpath_ipcache_key6) == 20, "ipcache_key6 size");
+_Static_assert(sizeof(struct fqdnpath_ipcache_value) == 8, "ipcache_value size");
+_Static_assert(sizeof(struct fqdnpath_policy_key) == 16, "policy_key size");
+_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, identity) == 8, "policy_key identity");
+_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, protocol) == 12, "policy_key protocol");
+_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, dport) == 13, "policy_key dport");
+_Static_assert(sizeof(struct fqdnpath_policy_value) == 8, "policy_value size");
+_Static_assert(sizeof(struct fqdnpath_endpoint_key) == 20, "endpoint_key size");
+_Static_assert(sizeof(struct fqdnpath_endpoint_value) == 8, "endpoint_value size");
+_Static_assert(sizeof(struct fqdnpath_ct_key) == 40, "ct_key size");
+_Static_assert(__builtin_offsetof(struct fqdnpath_ct_key, sport) == 32, "ct_key sport");
+_Static_assert(sizeof(struct fqdnpath_ct_value) == 16, "ct_value size");
+_Static_assert(sizeof(struct fqdnpath_flow_event) == 64, "flow_event size");
+_Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, src_identity) == 40, "flow_event src_identity");
+_Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, verdict) == 56, "flow_event verdict");
+
+#endif /* FQDNPATH_ABI_H */
