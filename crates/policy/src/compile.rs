@@ -175,18 +175,23 @@ impl Peer {
         match self {
             Self::Any => true,
             Self::Selectors(selectors) => selectors.iter().any(|s| s.matches(labels)),
-            Self::Cidrs(cidrs) => cidrs.iter().any(|(cidr, except)| {
-                let world = labels.has(SOURCE_RESERVED, "world");
-                let zero =
-                    cidr.len == 0 && world && !labels.iter().any(|l| l.source == SOURCE_FQDN);
-                zero || labels.iter().any(|l| {
-                    l.source == SOURCE_CIDR
-                        && Prefix::parse(&l.key).is_some_and(|p| {
-                            cidr.contains_prefix(&p)
-                                && !except.iter().any(|e| e.contains_prefix(&p))
+            Self::Cidrs(cidrs) => {
+                let prefixes: Vec<Prefix> = labels
+                    .iter()
+                    .filter(|l| l.source == SOURCE_CIDR)
+                    .filter_map(|l| Prefix::parse(&l.key))
+                    .collect();
+                // Without a CIDR label, only a /0 selects the bare `world` identities.
+                let bare_world = prefixes.is_empty()
+                    && labels.has(SOURCE_RESERVED, "world")
+                    && !labels.iter().any(|l| l.source == SOURCE_FQDN);
+                cidrs.iter().any(|(cidr, except)| {
+                    (cidr.len == 0 && bare_world)
+                        || prefixes.iter().any(|p| {
+                            cidr.contains_prefix(p) && !except.iter().any(|e| e.contains_prefix(p))
                         })
                 })
-            }),
+            }
             Self::Fqdns(values) => labels
                 .iter()
                 .any(|l| l.source == SOURCE_FQDN && values.contains(&l.key)),

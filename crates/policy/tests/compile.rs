@@ -402,3 +402,27 @@ fn a_namespaced_policy_does_not_select_other_namespaces() {
         PolicyVerdict::Allowed { .. }
     ));
 }
+
+/// Found by the differential test: a `0.0.0.0/0` CIDR selected its own `except` prefix,
+/// whose identity carries `reserved:world` like every outside identity.
+#[test]
+fn regression_cidr_zero_with_except_does_not_select_the_except() {
+    let c = Compiler::new(
+        &inline(&format!(
+            "{HEAD}  egress: [{{toCIDRSet: [{{cidr: 0.0.0.0/0, except: [192.0.2.0/24]}}]}}]\n"
+        )),
+        &cluster(),
+    )
+    .unwrap();
+    assert!(matches!(
+        judge(&c, 1, "192.0.2.0", PROTO_TCP, 53),
+        PolicyVerdict::Dropped {
+            reason: DropReason::PolicyDenied,
+            ..
+        }
+    ));
+    assert!(matches!(
+        judge(&c, 1, "8.8.8.8", PROTO_TCP, 53),
+        PolicyVerdict::Allowed { .. }
+    ));
+}
