@@ -9,6 +9,7 @@
 //! - [`reference`]: the [`Datapath`] trait (apply map changes, judge packets, list entries,
 //!   report capacity) and [`ReferenceDatapath`], its in-memory implementation; flow events
 //!   shaped after Hubble's `Flow`.
+//! - [`service`]: service translation and Local Redirect Policies, applied before policy.
 //!
 //! The policy-map lookup itself lives with the policy map, in
 //! `fqdnpath_policy::policymap::PolicyMap::lookup`.
@@ -18,6 +19,7 @@ pub mod abi;
 pub mod conntrack;
 pub mod lpm;
 pub mod reference;
+pub mod service;
 
 pub use fqdnpath_policy::policymap::{PROTO_TCP, PROTO_UDP};
 pub use reference::{

@@ -22,6 +22,22 @@ use serde::de::DeserializeOwned;
 
 pub use types::{LocalRedirectPolicy, NetworkPolicy};
 
+/// A numeric port as Cilium parses one (Go's base-0 integers: `53`, `0x35`); `None` for a
+/// named port or anything out of range.
+pub fn parse_port(text: &str) -> Option<u16> {
+    validate::parse_go_uint(text).and_then(|n| u16::try_from(n).ok())
+}
+
+/// The IP protocol number of a port's `protocol` (`TCP`, `UDP` or `SCTP`, any case).
+pub fn port_protocol(text: &str) -> Option<u8> {
+    match validate::protocol(text)? {
+        "TCP" => Some(crate::policymap::PROTO_TCP),
+        "UDP" => Some(crate::policymap::PROTO_UDP),
+        "SCTP" => Some(crate::policymap::PROTO_SCTP),
+        _ => None,
+    }
+}
+
 /// The API group and version of the Cilium resources fqdnpath reads.
 pub const CILIUM_API_VERSION: &str = "cilium.io/v2";
 
