@@ -95,6 +95,7 @@ pub struct TcpFlags {
 pub struct Conntrack {
     flows: HashMap<Tuple, CtEntry, FixedState>,
     max_entries: usize,
+    ingress_opened: bool,
 }
 
 impl Conntrack {
@@ -103,6 +104,7 @@ impl Conntrack {
         Self {
             flows: HashMap::with_hasher(FixedState::default()),
             max_entries,
+            ingress_opened: false,
         }
     }
 
@@ -147,30 +149,39 @@ impl Conntrack {
         flags: TcpFlags,
         now: Timestamp,
     ) -> bool {
-        let live = self.flows.get(&tuple).is_some_and(|e| now <= e.expires);
-        if !live {
-            if !self.flows.contains_key(&tuple) && self.flows.len() >= self.max_entries {
-                return false;
+        let full = self.flows.len() >= self.max_entries;
+        let fresh = CtEntry {
+            endpoint,
+            direction,
+            remote_identity,
+            expires: now,
+            closing: false,
+            established: false,
+        };
+        // One hash lookup: renew a live entry, replace an expired one, or add a new one.
+        let entry = match self.flows.entry(tuple) {
+            hashbrown::hash_map::Entry::Occupied(slot) => {
+                let entry = slot.into_mut();
+                if now > entry.expires {
+                    *entry = fresh;
+                }
+                entry
             }
-            // A new flow, or an expired one opened again.
-            self.flows.insert(
-                tuple,
-                CtEntry {
-                    endpoint,
-                    direction,
-                    remote_identity,
-                    expires: now,
-                    closing: false,
-                    established: false,
-                },
-            );
-        }
-        let Some(entry) = self.flows.get_mut(&tuple) else {
-            return false;
+            hashbrown::hash_map::Entry::Vacant(_) if full => return false,
+            hashbrown::hash_map::Entry::Vacant(slot) => slot.insert(fresh),
         };
         entry.closing |= flags.fin || flags.rst;
         entry.expires = now + Self::lifetime(tuple.proto, entry.established, entry.closing);
+        if direction == Direction::Ingress {
+            self.ingress_opened = true;
+        }
         true
+    }
+
+    /// Whether any flow was ever opened towards an endpoint (until then no egress packet can
+    /// be a reply, and the datapath skips that lookup).
+    pub fn has_ingress_flows(&self) -> bool {
+        self.ingress_opened
     }
 
     /// Records a reply packet of the flow opened as `tuple`; returns whether the flow exists.

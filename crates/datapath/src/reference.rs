@@ -19,12 +19,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use foldhash::fast::FixedState;
 use fqdnpath_cache::Timestamp;
 use fqdnpath_policy::compile::{Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
     DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap, PolicyVerdict,
 };
+use hashbrown::HashMap;
 
 use crate::conntrack::{Conntrack, Direction, TcpFlags, Tuple};
 use crate::lpm::{LpmError, LpmTable};
@@ -220,7 +222,7 @@ pub trait Datapath {
 #[derive(Clone, Debug)]
 pub struct ReferenceDatapath {
     sizes: MapSizes,
-    endpoints: BTreeMap<IpAddr, (EndpointId, Identity)>,
+    endpoints: HashMap<IpAddr, (EndpointId, Identity), FixedState>,
     ipcache4: LpmTable<u32, Identity>,
     ipcache6: LpmTable<u128, Identity>,
     policy: BTreeMap<EndpointId, PolicyMap>,
@@ -243,7 +245,7 @@ impl ReferenceDatapath {
     pub fn new(sizes: MapSizes) -> Self {
         Self {
             sizes,
-            endpoints: BTreeMap::new(),
+            endpoints: HashMap::with_hasher(FixedState::default()),
             ipcache4: LpmTable::new(sizes.ipcache4),
             ipcache6: LpmTable::new(sizes.ipcache6),
             policy: BTreeMap::new(),
@@ -392,10 +394,11 @@ impl Datapath for ReferenceDatapath {
         let mut event = Self::event(packet, now, true, Some((endpoint, identity)), remote);
         let tuple = packet.tuple();
         // A reply to a flow the peer opened towards us passes.
-        if self
-            .conntrack
-            .get(&tuple.reversed(), now)
-            .is_some_and(|e| e.direction == Direction::Ingress)
+        if self.conntrack.has_ingress_flows()
+            && self
+                .conntrack
+                .get(&tuple.reversed(), now)
+                .is_some_and(|e| e.direction == Direction::Ingress)
         {
             self.conntrack.reply(&tuple.reversed(), packet.flags, now);
             event.verdict = Verdict::Forwarded;

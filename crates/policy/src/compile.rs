@@ -207,6 +207,23 @@ struct CompiledRule {
     ports: Vec<(Protocol, u16, u8, PolicyAction)>,
 }
 
+impl CompiledRule {
+    /// The rule's keys and actions for a remote identity.
+    fn keys(&self, identity: Identity) -> impl Iterator<Item = (PolicyKey, PolicyAction)> + '_ {
+        self.ports.iter().map(move |(proto, port, len, action)| {
+            (
+                PolicyKey {
+                    identity,
+                    proto: *proto,
+                    port: *port,
+                    port_prefix_len: *len,
+                },
+                action.clone(),
+            )
+        })
+    }
+}
+
 /// A policy rule (`spec` or one of `specs`) resolved.
 #[derive(Clone, Debug)]
 struct CompiledSpec {
@@ -229,6 +246,8 @@ pub struct Compiler {
     fqdn_ips: BTreeMap<IpAddr, (BTreeSet<Fqdn>, Option<Identity>)>,
     ipcache: BTreeMap<Prefix, Identity>,
     policy: BTreeMap<EndpointId, PolicyMap>,
+    /// Per endpoint, the indices of the specs that select it.
+    endpoint_specs: BTreeMap<EndpointId, Vec<usize>>,
 }
 
 fn port_keys(rule: &PortRule) -> Vec<(Protocol, u16, u8)> {
@@ -299,6 +318,7 @@ impl Compiler {
             fqdn_ips: BTreeMap::new(),
             ipcache: BTreeMap::new(),
             policy: BTreeMap::new(),
+            endpoint_specs: BTreeMap::new(),
         };
         for policy in policies {
             compiler.add_policy(policy)?;
@@ -317,11 +337,7 @@ impl Compiler {
                 .endpoints
                 .insert(endpoint.id, (endpoint.clone(), labels, identity));
         }
-        let ids: Vec<EndpointId> = compiler.endpoints.keys().copied().collect();
-        for id in ids {
-            let map = compiler.build_map(id);
-            compiler.policy.insert(id, map);
-        }
+        compiler.build_maps();
         Ok(compiler)
     }
 
@@ -466,66 +482,94 @@ impl Compiler {
         Ok(())
     }
 
-    /// The specs that select endpoint `id`.
-    fn specs_of(&self, labels: &Labels) -> impl Iterator<Item = &CompiledSpec> {
-        self.specs.iter().filter(move |s| s.subject.matches(labels))
+    /// The indices of the specs whose subject selects `labels`.
+    fn specs_of(&self, labels: &Labels) -> Vec<usize> {
+        (0..self.specs.len())
+            .filter(|&i| self.specs[i].subject.matches(labels))
+            .collect()
     }
 
-    /// The entries of endpoint `id` for one remote identity (or, with `None`, the identity-0
-    /// entries and the default posture).
-    fn entries_for(
-        &self,
-        labels: &Labels,
-        remote: Option<(Identity, &Labels)>,
-    ) -> Vec<(PolicyKey, PolicyAction)> {
+    /// The identity-0 entries of an endpoint selected by `specs`, and its default posture.
+    fn wildcard_entries(&self, specs: &[usize]) -> Vec<(PolicyKey, PolicyAction)> {
         let mut out = Vec::new();
-        let specs: Vec<&CompiledSpec> = self.specs_of(labels).collect();
-        if remote.is_none() {
-            let egress_specs: Vec<&&CompiledSpec> = specs.iter().filter(|s| s.has_egress).collect();
-            if !egress_specs.iter().any(|s| s.default_deny) {
-                out.push((PolicyKey::l3(Identity::ANY), PolicyAction::Allow));
-            }
+        let default_deny = specs
+            .iter()
+            .any(|&i| self.specs[i].has_egress && self.specs[i].default_deny);
+        if !default_deny {
+            out.push((PolicyKey::l3(Identity::ANY), PolicyAction::Allow));
         }
-        for spec in specs {
-            for rule in &spec.rules {
-                let identity = match (&rule.peer, remote) {
-                    (Peer::Any, None) => Identity::ANY,
-                    (Peer::Any, Some(_)) | (_, None) => continue,
-                    (peer, Some((id, l))) => {
-                        if !peer.selects(l) {
-                            continue;
-                        }
-                        id
-                    }
-                };
-                for (proto, port, len, action) in &rule.ports {
-                    let key = PolicyKey {
-                        identity,
-                        proto: *proto,
-                        port: *port,
-                        port_prefix_len: *len,
-                    };
-                    out.push((key, action.clone()));
+        for &i in specs {
+            for rule in &self.specs[i].rules {
+                if matches!(rule.peer, Peer::Any) {
+                    out.extend(rule.keys(Identity::ANY));
                 }
             }
         }
         out
     }
 
-    fn build_map(&self, id: EndpointId) -> PolicyMap {
-        let mut map = PolicyMap::new();
-        let Some((_, labels, _)) = self.endpoints.get(&id) else {
-            return map;
-        };
-        for (key, action) in self.entries_for(labels, None) {
-            map.add(key, action);
-        }
-        for (identity, remote) in &self.identities {
-            for (key, action) in self.entries_for(labels, Some((*identity, remote))) {
-                map.add(key, action);
+    /// The entries of an endpoint selected by `specs` for one remote identity.
+    fn identity_entries(
+        &self,
+        specs: &[usize],
+        identity: Identity,
+        remote: &Labels,
+    ) -> Vec<(PolicyKey, PolicyAction)> {
+        let mut out = Vec::new();
+        for &i in specs {
+            for rule in &self.specs[i].rules {
+                if !matches!(rule.peer, Peer::Any) && rule.peer.selects(remote) {
+                    out.extend(rule.keys(identity));
+                }
             }
         }
-        map
+        out
+    }
+
+    /// Builds every endpoint's map. Each rule's peer is evaluated once against every identity
+    /// (Cilium's selector cache does the same), then shared by the endpoints the rule applies
+    /// to.
+    fn build_maps(&mut self) {
+        let selected: Vec<Vec<Vec<Identity>>> = self
+            .specs
+            .iter()
+            .map(|spec| {
+                spec.rules
+                    .iter()
+                    .map(|rule| match rule.peer {
+                        Peer::Any => Vec::new(),
+                        ref peer => self
+                            .identities
+                            .iter()
+                            .filter(|(_, l)| peer.selects(l))
+                            .map(|(id, _)| *id)
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut maps = BTreeMap::new();
+        for (id, (_, labels, _)) in &self.endpoints {
+            let specs = self.specs_of(labels);
+            let mut map = PolicyMap::new();
+            for (key, action) in self.wildcard_entries(&specs) {
+                map.add(key, action);
+            }
+            for &i in &specs {
+                for (rule, identities) in self.specs[i].rules.iter().zip(&selected[i]) {
+                    for identity in identities {
+                        for (key, action) in rule.keys(*identity) {
+                            map.add(key, action);
+                        }
+                    }
+                }
+            }
+            maps.insert(*id, (map, specs));
+        }
+        for (id, (map, specs)) in maps {
+            self.policy.insert(id, map);
+            self.endpoint_specs.insert(id, specs);
+        }
     }
 
     /// Everything the maps hold, as upserts (to program an empty datapath).
@@ -652,19 +696,23 @@ impl Compiler {
 
     fn add_identity_entries(&mut self, identity: Identity) -> Vec<Delta> {
         let mut deltas = Vec::new();
-        let Some(remote) = self.identities.get(&identity).cloned() else {
+        let Some(remote) = self.identities.get(&identity) else {
             return deltas;
         };
-        let ids: Vec<EndpointId> = self.endpoints.keys().copied().collect();
-        for id in ids {
-            let labels = self.endpoints[&id].1.clone();
-            let mut fresh = PolicyMap::new();
-            for (key, action) in self.entries_for(&labels, Some((identity, &remote))) {
-                fresh.add(key, action);
+        let mut fresh: Vec<(EndpointId, PolicyMap)> = Vec::new();
+        for (id, specs) in &self.endpoint_specs {
+            let mut map = PolicyMap::new();
+            for (key, action) in self.identity_entries(specs, identity, remote) {
+                map.add(key, action);
             }
-            let map = self.policy.entry(id).or_default();
-            for (key, action) in fresh.iter() {
-                map.insert(*key, action.clone());
+            if !map.is_empty() {
+                fresh.push((*id, map));
+            }
+        }
+        for (id, map) in fresh {
+            let target = self.policy.entry(id).or_default();
+            for (key, action) in map.iter() {
+                target.insert(*key, action.clone());
                 deltas.push(Delta::PolicyUpsert {
                     endpoint: id,
                     key: *key,

@@ -16,6 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
 use fqdnpath_names::FqdnSelector;
 
 use crate::identity::Identity;
@@ -240,10 +243,28 @@ pub enum PolicyVerdict {
 }
 
 /// One endpoint's egress policy map.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Stored as a hash table plus the set of protocol+port prefix lengths in use, so that a
+/// longest-prefix lookup is one hash probe per length in use (typically two or three), like
+/// the datapath's LPM trie.
+#[derive(Clone, Debug, Default)]
 pub struct PolicyMap {
-    entries: BTreeMap<PolicyKey, PolicyAction>,
+    entries: HashMap<PolicyKey, PolicyAction, FixedState>,
+    /// How many keys have each `lpm_prefix_len`.
+    length_counts: BTreeMap<u8, usize>,
+    /// The lengths in use, longest first.
+    lengths: Vec<u8>,
+    /// How many keys are for identity 0 (none: the L4-only lookup is skipped).
+    wildcard_keys: usize,
 }
+
+impl PartialEq for PolicyMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for PolicyMap {}
 
 impl PolicyMap {
     /// An empty map (everything dropped).
@@ -251,23 +272,42 @@ impl PolicyMap {
         Self::default()
     }
 
+    fn count_length(&mut self, key: PolicyKey, delta: isize) {
+        if key.identity == Identity::ANY {
+            self.wildcard_keys = self.wildcard_keys.saturating_add_signed(delta);
+        }
+        let len = key.lpm_prefix_len();
+        let count = self.length_counts.entry(len).or_default();
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            self.length_counts.remove(&len);
+        }
+        self.lengths = self.length_counts.keys().rev().copied().collect();
+    }
+
     /// Adds `action` at `key`, merged with what the key already holds.
     pub fn add(&mut self, key: PolicyKey, action: PolicyAction) {
-        let merged = match self.entries.remove(&key) {
-            Some(old) => old.merge(action),
-            None => action,
+        let merged = if let Some(old) = self.entries.remove(&key) {
+            old.merge(action)
+        } else {
+            self.count_length(key, 1);
+            action
         };
         self.entries.insert(key, merged);
     }
 
     /// Sets `key` to `action` (replacing).
     pub fn insert(&mut self, key: PolicyKey, action: PolicyAction) {
-        self.entries.insert(key, action);
+        if self.entries.insert(key, action).is_none() {
+            self.count_length(key, 1);
+        }
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &PolicyKey) -> Option<PolicyAction> {
-        self.entries.remove(key)
+        let action = self.entries.remove(key)?;
+        self.count_length(*key, -1);
+        Some(action)
     }
 
     /// The action at `key`.
@@ -277,7 +317,9 @@ impl PolicyMap {
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyAction)> {
-        self.entries.iter()
+        let mut all: Vec<(&PolicyKey, &PolicyAction)> = self.entries.iter().collect();
+        all.sort_unstable_by_key(|(k, _)| **k);
+        all.into_iter()
     }
 
     /// How many entries.
@@ -291,24 +333,31 @@ impl PolicyMap {
     }
 
     /// The longest-prefix match among the keys of `identity`.
+    #[inline]
     fn longest(
         &self,
         identity: Identity,
         proto: Protocol,
         port: u16,
     ) -> Option<(PolicyKey, &PolicyAction)> {
-        let from = PolicyKey {
-            identity,
-            proto: 0,
-            port: 0,
-            port_prefix_len: 0,
-        };
-        self.entries
-            .range(from..)
-            .take_while(|(k, _)| k.identity == identity)
-            .filter(|(k, _)| k.covers(proto, port))
-            .max_by_key(|(k, _)| k.lpm_prefix_len())
-            .map(|(k, a)| (*k, a))
+        for &len in &self.lengths {
+            let key = if len == 0 {
+                PolicyKey::l3(identity)
+            } else {
+                let bits = len - 8;
+                let mask = u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0);
+                PolicyKey {
+                    identity,
+                    proto,
+                    port: port & mask,
+                    port_prefix_len: bits,
+                }
+            };
+            if let Some(action) = self.entries.get(&key) {
+                return Some((key, action));
+            }
+        }
+        None
     }
 
     /// Judges an egress packet to `identity` with `proto` and destination `port`.
@@ -322,7 +371,11 @@ impl PolicyMap {
         let chosen = if let Some((key, PolicyAction::Deny)) = l3 {
             Some((key, &PolicyAction::Deny, true))
         } else {
-            let l4 = self.longest(Identity::ANY, proto, port);
+            let l4 = if self.wildcard_keys == 0 {
+                None
+            } else {
+                self.longest(Identity::ANY, proto, port)
+            };
             match (l3, l4) {
                 (Some(a), Some(b)) => {
                     let b_wins = b.1.precedence() > a.1.precedence()

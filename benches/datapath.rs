@@ -1,0 +1,246 @@
+//! Policy compilation and the reference datapath: a verdict at 1k and 100k prefixes (IPv4 and
+//! IPv6), the LPM table against the `prefix-trie` crate, a full compile of 1000 policies for
+//! 100 endpoints, and the map changes of one DNS response.
+#![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use fqdnpath::cache::{Fqdn, Timestamp};
+use fqdnpath::datapath::conntrack::TcpFlags;
+use fqdnpath::datapath::lpm::LpmTable;
+use fqdnpath::datapath::{Datapath, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
+use fqdnpath::policy::compile::{Compiler, Endpoint};
+use fqdnpath::policy::manifest::NetworkPolicy;
+use fqdnpath::policy::{Manifest, load_str};
+
+fn policies(yaml: &str) -> Vec<NetworkPolicy> {
+    load_str("bench.yaml", yaml)
+        .unwrap()
+        .manifests
+        .into_iter()
+        .filter_map(|m| match m.value {
+            Manifest::NetworkPolicy(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+const CLIENT_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+    - toFQDNs: [{matchPattern: "*.example.com"}]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+    - toCIDR: [192.0.2.0/24, 198.51.100.0/24]
+"#;
+
+fn client() -> Endpoint {
+    Endpoint {
+        id: 1,
+        namespace: "default".into(),
+        name: "client".into(),
+        labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),
+        ips: vec!["10.0.0.1".parse().unwrap()],
+    }
+}
+
+fn learned_ip(i: u32, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(
+            0x2001_0db8_0000_0000_0000_0000_0000_0000_u128 | u128::from(i),
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(0x6400_0000 | i))
+    }
+}
+
+/// A datapath with `n` learned IPs (one /32 or /128 each) of `svc{k}.example.com`.
+fn datapath(n: u32, v6: bool) -> ReferenceDatapath {
+    let mut compiler = Compiler::new(&policies(CLIENT_POLICY), &[client()]).unwrap();
+    let mut dp = ReferenceDatapath::default();
+    for (id, ips, identity) in compiler.endpoints() {
+        for addr in ips {
+            dp.set_endpoint(id, *addr, identity).unwrap();
+        }
+    }
+    dp.apply(&compiler.full_deltas()).unwrap();
+    for i in 0..n {
+        let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
+        let deltas = compiler
+            .update_ip(learned_ip(i, v6), BTreeSet::from([name]))
+            .unwrap();
+        dp.apply(&deltas).unwrap();
+    }
+    dp
+}
+
+fn bench_verdict(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verdict");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    for (family, v6) in [("ipv4", false), ("ipv6", true)] {
+        for n in [1_000u32, 100_000] {
+            let mut dp = datapath(n, v6);
+            let mut rng = common::Rng::new(3);
+            let packets: Vec<Packet> = (0..4096)
+                .map(|_| Packet {
+                    src: "10.0.0.1".parse().unwrap(),
+                    dst: learned_ip(rng.below(n as usize) as u32, v6),
+                    proto: PROTO_TCP,
+                    sport: 40_000,
+                    dport: 443,
+                    flags: TcpFlags::default(),
+                })
+                .collect();
+            assert_eq!(
+                dp.egress(&packets[0], Timestamp::ZERO).verdict,
+                Verdict::Forwarded
+            );
+            group.bench_with_input(BenchmarkId::new(family, n), &n, |b, _| {
+                let mut i = 0;
+                b.iter(|| {
+                    let e = dp.egress(&packets[i & 4095], Timestamp::ZERO);
+                    i += 1;
+                    black_box(e.verdict)
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_lpm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lpm");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(3));
+    let n = 100_000u32;
+    let mut rng = common::Rng::new(9);
+    // Mostly host routes, some CIDRs, as an ipcache holds.
+    let prefixes: Vec<(u32, u8)> = (0..n)
+        .map(|i| match i % 100 {
+            0 => ((rng.next() as u32) & 0xFFFF_0000, 16),
+            1..=4 => ((rng.next() as u32) & 0xFFFF_FF00, 24),
+            _ => (0x6400_0000 | i, 32),
+        })
+        .collect();
+    let probes: Vec<u32> = (0..4096)
+        .map(|_| 0x6400_0000 | rng.below(n as usize) as u32)
+        .collect();
+    let mut own = LpmTable::new(usize::MAX);
+    let mut trie = prefix_trie::PrefixMap::<ipnet::Ipv4Net, u32>::new();
+    for (i, (addr, len)) in prefixes.iter().enumerate() {
+        own.insert(*addr, *len, i as u32).unwrap();
+        trie.insert(
+            ipnet::Ipv4Net::new(Ipv4Addr::from(*addr), *len)
+                .unwrap()
+                .trunc(),
+            i as u32,
+        );
+    }
+    for p in &probes {
+        let a = own.lookup(*p).map(|(_, v)| *v);
+        let b = trie
+            .get_lpm(&ipnet::Ipv4Net::new(Ipv4Addr::from(*p), 32).unwrap())
+            .map(|(_, v)| *v);
+        assert_eq!(a, b);
+    }
+    group.bench_function("own_ipv4_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let r = own.lookup(probes[i & 4095]);
+            i += 1;
+            black_box(r.map(|(l, _)| l))
+        });
+    });
+    group.bench_function("prefix_trie_ipv4_100k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let key = ipnet::Ipv4Net::new(Ipv4Addr::from(probes[i & 4095]), 32).unwrap();
+            i += 1;
+            black_box(trie.get_lpm(&key).map(|(_, v)| *v))
+        });
+    });
+    group.finish();
+}
+
+/// 1000 policies over 10 namespaces and 50 apps, each with an endpoint rule, an FQDN rule and
+/// a CIDR rule; 100 endpoints.
+fn large_input() -> (Vec<NetworkPolicy>, Vec<Endpoint>) {
+    let mut yaml = String::new();
+    for i in 0..1000 {
+        let _ = write!(
+            yaml,
+            "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: p{i}, namespace: ns{}}}\nspec:\n  endpointSelector: {{matchLabels: {{app: app{}}}}}\n  egress:\n    - toEndpoints: [{{matchLabels: {{app: app{}}}}}]\n      toPorts: [{{ports: [{{port: \"80\", protocol: TCP}}]}}]\n    - toFQDNs: [{{matchName: svc{i}.example.com}}]\n      toPorts: [{{ports: [{{port: \"443\", protocol: TCP}}]}}]\n    - toCIDR: [10.{}.0.0/16]\n",
+            i % 10,
+            i % 50,
+            (i + 1) % 50,
+            i % 256
+        );
+    }
+    let endpoints = (0..100u16)
+        .map(|j| Endpoint {
+            id: j + 1,
+            namespace: format!("ns{}", j % 10),
+            name: format!("pod{j}"),
+            labels: BTreeMap::from([("app".to_owned(), format!("app{}", j % 50))]),
+            ips: vec![IpAddr::V4(Ipv4Addr::from(0x0A64_0000 | u32::from(j)))],
+        })
+        .collect();
+    (policies(&yaml), endpoints)
+}
+
+fn bench_compile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let (policies, endpoints) = large_input();
+    group.bench_function("1000_policies_100_endpoints", |b| {
+        b.iter(|| {
+            black_box(
+                Compiler::new(&policies, &endpoints)
+                    .unwrap()
+                    .full_deltas()
+                    .len(),
+            )
+        });
+    });
+    // The map changes of one DNS response (4 new IPs of a name whose identity exists).
+    let mut compiler = Compiler::new(&policies, &endpoints).unwrap();
+    for k in 0..1000 {
+        let name = Fqdn::new(&format!("svc{k}.example.com"));
+        compiler
+            .update_ip(learned_ip(1_000_000 + k, false), BTreeSet::from([name]))
+            .unwrap();
+    }
+    group.sample_size(100);
+    group.measurement_time(Duration::from_secs(3));
+    group.bench_function("delta_one_response_4_ips", |b| {
+        let mut next = 0u32;
+        b.iter(|| {
+            let name = Fqdn::new(&format!("svc{}.example.com", next % 1000));
+            let mut n = 0;
+            for _ in 0..4 {
+                n += compiler
+                    .update_ip(learned_ip(next, false), BTreeSet::from([name.clone()]))
+                    .unwrap()
+                    .len();
+                next += 1;
+            }
+            black_box(n)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_verdict, bench_lpm, bench_compile);
+criterion_main!(benches);
