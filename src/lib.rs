@@ -19,7 +19,11 @@
 //!   the ipcache and per-endpoint policy maps, with deltas when the DNS state changes.
 //! - [`datapath`] (`fqdnpath-datapath`): the map ABI shared with the eBPF program
 //!   (`ebpf/include/fqdnpath_abi.h`), and the reference datapath: LPM ipcache, policy lookup as
-//!   Cilium's `__policy_can_access`, connection tracking, Hubble-shaped flow events.
+//!   Cilium's `__policy_can_access`, connection tracking, Hubble-shaped flow events, service
+//!   and Local Redirect Policy translation.
+//! - [`agent`] (`fqdnpath-agent`): what one node's agent does, with no transport: the DNS
+//!   proxy's decisions (`rules.dns`, REFUSED/NXDOMAIN), learning answers into map changes,
+//!   holding answers until programmed, DNS and connection-tracking GC, restart and restore.
 //!
 //! Time is always an input (`now`); nothing here reads a clock.
 //!
@@ -43,6 +47,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub use fqdnpath_agent as agent;
 pub use fqdnpath_cache as cache;
 pub use fqdnpath_datapath as datapath;
 pub use fqdnpath_names as names;
