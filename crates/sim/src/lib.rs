@@ -1,0 +1,20 @@
+//! The simulator of fqdnpath: a small Cilium cluster on a virtual clock, driven by scenario
+//! files, for property tests and for users' what-if questions.
+//!
+//! - [`scenario`]: the scenario file format (`apiVersion: fqdnpath/v1`, SCENARIOS.md), with
+//!   strict keys and errors that name the file, the key path and the reason.
+//! - [`sim`]: the [`Simulation`]: pods, `DaemonSet`s, services and Local Redirect Policies; one
+//!   agent ([`fqdnpath_agent`]) and one reference datapath per node; authoritative and caching
+//!   DNS servers answering real wire messages; a virtual clock with the DNS GC and the
+//!   connection-tracking GC on schedule.
+//!
+//! Steps `resolve`, `connect`, `send`, `close`, `advance` and `at` are implemented; `apply`,
+//! `delete`, `restart-agent` and `update-zone` are parsed and rejected with a clear error until
+//! they are.
+#![forbid(unsafe_code)]
+
+pub mod scenario;
+pub mod sim;
+
+pub use scenario::{Scenario, ScenarioError};
+pub use sim::{Report, Simulation};

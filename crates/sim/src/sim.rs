@@ -1,0 +1,1075 @@
+//! The simulator: a small cluster on a virtual clock, one agent and one reference datapath per
+//! node, real DNS wire messages between pods, proxy and servers.
+//!
+//! A `resolve` walks the real path: the pod's query to the kube-dns `ClusterIP` is translated
+//! (Local Redirect Policy first), judged by the client node's egress policy, handed to the
+//! DNS proxy when the matching entry redirects (which enforces `rules.dns`), answered by the
+//! DNS server pod (a node-local cache forwards its misses upstream), observed and learned by
+//! the agent, and released to the pod once the datapath holds the new entries, or after
+//! `tofqdns-proxy-response-max-delay`. Time then stands at the release.
+//!
+//! Background jobs run when due as time moves: pending map changes, the connection-tracking
+//! GC (every `conntrack-gc-interval`), then the DNS GC (every 60 s). Everything is
+//! deterministic: the same scenario gives the same flows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use fqdnpath_agent::{Agent, AgentConfig, QueryDecision, RejectCode, hold};
+use fqdnpath_cache::hickory_proto::op::ResponseCode;
+use fqdnpath_cache::hickory_proto::rr::RecordType;
+use fqdnpath_cache::observe::rcode_name;
+use fqdnpath_cache::wire::ResponseBuilder;
+use fqdnpath_cache::{DNS_GC_INTERVAL, EndpointId, FqdnConfig, Timestamp, observe};
+use fqdnpath_datapath::conntrack::TcpFlags;
+use fqdnpath_datapath::service::{LocalRedirect, Pod, Service, ServicePort, ServiceTable};
+use fqdnpath_datapath::{Datapath, FlowEvent, Packet, ReferenceDatapath, Verdict};
+use fqdnpath_policy::compile::{Delta, Endpoint};
+use fqdnpath_policy::labels::Labels;
+use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
+use fqdnpath_policy::policymap::{MatchType, PROTO_TCP, PROTO_UDP};
+use fqdnpath_policy::{Manifest, load_file, load_str};
+
+use crate::scenario::{
+    DnsMode, DnsRoleKind, Expect, ManifestSource, RejectResponseCode, Scenario, ScenarioError,
+    Step, ZoneRecord,
+};
+
+/// A caching DNS server's answers: (name, type) -> (expiry, wire response).
+type CachedAnswers = BTreeMap<(String, u16), (Timestamp, Vec<u8>)>;
+
+/// A pod in the simulation.
+#[derive(Clone, Debug)]
+struct SimPod {
+    namespace: String,
+    name: String,
+    node: String,
+    ip: IpAddr,
+    labels: BTreeMap<String, String>,
+    dns: Option<(DnsRoleKind, Option<String>)>,
+    endpoint: u16,
+}
+
+impl SimPod {
+    fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+struct NodeState {
+    agent: Agent,
+    datapath: ReferenceDatapath,
+    /// Map changes waiting for the update latency: (when they land, changes).
+    pending: Vec<(Timestamp, Vec<Delta>)>,
+}
+
+/// One line of output: a flow or a DNS answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// When.
+    pub time: Timestamp,
+    /// The text, in the style of `hubble observe`.
+    pub text: String,
+}
+
+/// An expectation that did not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The step's index.
+    pub step: usize,
+    /// What was expected and what happened.
+    pub message: String,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The flows and answers, in order.
+    pub lines: Vec<Line>,
+    /// Expectations checked.
+    pub checked: usize,
+    /// Those that failed.
+    pub failures: Vec<Failure>,
+}
+
+/// What happened at a step, for its expectations.
+#[derive(Clone, Debug, Default)]
+struct Observed {
+    rcode: Option<String>,
+    ips: Option<Vec<IpAddr>>,
+    verdict: Option<Verdict>,
+    drop_reason: Option<String>,
+    held: Option<Duration>,
+    identity: Option<u32>,
+    match_type: Option<MatchType>,
+}
+
+/// A running simulation.
+pub struct Simulation {
+    scenario: Scenario,
+    now: Timestamp,
+    pods: Vec<SimPod>,
+    services: Vec<Service>,
+    table: ServiceTable,
+    nodes: BTreeMap<String, NodeState>,
+    zone: BTreeMap<String, Vec<ZoneRecord>>,
+    dns_caches: BTreeMap<IpAddr, CachedAnswers>,
+    connections: BTreeMap<String, (String, Packet)>,
+    answers: BTreeMap<(String, String), Vec<IpAddr>>,
+    next_port: u16,
+    next_id: u16,
+    next_ct_gc: Timestamp,
+    next_dns_gc: Timestamp,
+    report: Report,
+}
+
+fn invalid(scenario: &Scenario, path: String, reason: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        file: scenario.file.clone(),
+        path,
+        reason: reason.into(),
+    }
+}
+
+/// The scenario clock's origin as shown: t=0 is "Nov 29 16:00:00.000".
+fn clock(t: Timestamp) -> String {
+    let millis = t.as_nanos() / 1_000_000;
+    let secs = millis / 1000;
+    let (h, m, s) = (16 + secs / 3600, (secs / 60) % 60, secs % 60);
+    format!("Nov 29 {:02}:{m:02}:{s:02}.{:03}", h % 24, millis % 1000)
+}
+
+fn match_name(m: Option<MatchType>) -> &'static str {
+    match m {
+        Some(MatchType::L3Only) => "L3-Only",
+        Some(MatchType::L3L4) => "L3-L4",
+        Some(MatchType::L4Only) => "L4-Only",
+        Some(MatchType::All) => "all",
+        Some(MatchType::L3Proto) => "L3-Proto",
+        Some(MatchType::ProtoOnly) => "Proto-Only",
+        None => "none",
+    }
+}
+
+fn match_code(m: MatchType) -> &'static str {
+    match m {
+        MatchType::L3Only => "L3_ONLY",
+        MatchType::L3L4 => "L3_L4",
+        MatchType::L4Only => "L4_ONLY",
+        MatchType::All => "ALL",
+        MatchType::L3Proto => "L3_PROTO",
+        MatchType::ProtoOnly => "PROTO_ONLY",
+    }
+}
+
+impl Simulation {
+    /// Builds the cluster of `scenario`: pods and `DaemonSet` pods, services, manifests, agents
+    /// and datapaths. Invalid input is a [`ScenarioError`] naming the file and key.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one pass over the cluster spec, in the order it is built"
+    )]
+    pub fn new(scenario: Scenario) -> Result<Self, ScenarioError> {
+        let mut pods = Vec::new();
+        for (i, p) in scenario.cluster.pods.iter().enumerate() {
+            if !scenario.cluster.nodes.contains(&p.node) {
+                return Err(invalid(
+                    &scenario,
+                    format!("cluster.pods[{i}].node"),
+                    format!("no node {:?} in cluster.nodes", p.node),
+                ));
+            }
+            pods.push(SimPod {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                node: p.node.clone(),
+                ip: p.ip,
+                labels: p.labels.clone(),
+                dns: p.dns.as_ref().map(|d| (d.role, d.upstream.clone())),
+                endpoint: 0,
+            });
+        }
+        for ds in &scenario.cluster.daemonsets {
+            for (n, node) in scenario.cluster.nodes.iter().enumerate() {
+                // One pod per node, from the node's pod range 10.<n+1>.0.0/16's top addresses.
+                let third = u8::try_from(n + 1).unwrap_or(u8::MAX);
+                let used = pods.iter().filter(|p| p.node == *node).count();
+                let last = 250u8.saturating_sub(u8::try_from(used).unwrap_or(0));
+                pods.push(SimPod {
+                    namespace: ds.namespace.clone(),
+                    name: format!("{}-{node}", ds.name),
+                    node: node.clone(),
+                    ip: IpAddr::from([10, 0, third, last]),
+                    labels: ds.labels.clone(),
+                    dns: ds.dns.as_ref().map(|d| (d.role, d.upstream.clone())),
+                    endpoint: 0,
+                });
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, p) in pods.iter_mut().enumerate() {
+            if !seen.insert(p.ip) {
+                return Err(invalid(
+                    &scenario,
+                    "cluster.pods".into(),
+                    format!("IP {} is used twice", p.ip),
+                ));
+            }
+            p.endpoint = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        }
+        let mut services = Vec::new();
+        for (i, s) in scenario.cluster.services.iter().enumerate() {
+            let mut ports = Vec::new();
+            for (k, p) in s.ports.iter().enumerate() {
+                let Some(proto) = port_protocol(&p.protocol) else {
+                    return Err(invalid(
+                        &scenario,
+                        format!("cluster.services[{i}].ports[{k}].protocol"),
+                        format!("unknown protocol {:?}", p.protocol),
+                    ));
+                };
+                ports.push(ServicePort {
+                    name: p.name.clone(),
+                    port: p.port,
+                    proto,
+                    target_port: p.target_port.unwrap_or(p.port),
+                });
+            }
+            let backends = pods
+                .iter()
+                .filter(|p| {
+                    p.namespace == s.namespace
+                        && !s.selector.is_empty()
+                        && s.selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                })
+                .map(|p| p.ip)
+                .collect();
+            services.push(Service {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                cluster_ip: s.cluster_ip,
+                ports,
+                backends,
+            });
+        }
+        let mut zone: BTreeMap<String, Vec<ZoneRecord>> = BTreeMap::new();
+        for (i, r) in scenario.zone.iter().enumerate() {
+            check_record(&scenario, &format!("zone[{i}]"), r)?;
+            zone.entry(fqdnpath_names::normalize(&r.name).into_owned())
+                .or_default()
+                .push(r.clone());
+        }
+        let mut sim = Self {
+            now: Timestamp::ZERO,
+            pods,
+            services,
+            table: ServiceTable::default(),
+            nodes: BTreeMap::new(),
+            zone,
+            dns_caches: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            next_port: 40_000,
+            next_id: 1,
+            next_ct_gc: Timestamp::ZERO + scenario.agent.conntrack_gc_interval.0,
+            next_dns_gc: Timestamp::ZERO + DNS_GC_INTERVAL,
+            report: Report::default(),
+            scenario,
+        };
+        let (policies, lrps) = sim.load_manifests()?;
+        sim.build(&policies, &lrps)?;
+        Ok(sim)
+    }
+
+    fn load_manifests(
+        &self,
+    ) -> Result<(Vec<NetworkPolicy>, Vec<LocalRedirectPolicy>), ScenarioError> {
+        let mut policies = Vec::new();
+        let mut lrps = Vec::new();
+        for (i, source) in self.scenario.manifests.iter().enumerate() {
+            let loaded = self.load_source(&format!("manifests[{i}]"), source)?;
+            for m in loaded {
+                match m {
+                    Manifest::NetworkPolicy(p) => policies.push(p),
+                    Manifest::LocalRedirectPolicy(l) => lrps.push(l),
+                    _ => {}
+                }
+            }
+        }
+        Ok((policies, lrps))
+    }
+
+    fn load_source(
+        &self,
+        path: &str,
+        source: &ManifestSource,
+    ) -> Result<Vec<Manifest>, ScenarioError> {
+        let loaded = match (&source.path, &source.inline) {
+            (Some(p), _) => load_file(&self.scenario.base.join(p)),
+            (None, Some(text)) => {
+                load_str(&format!("{} ({path}.inline)", self.scenario.file), text)
+            }
+            (None, None) => {
+                return Err(invalid(
+                    &self.scenario,
+                    path.to_owned(),
+                    "set path or inline",
+                ));
+            }
+        };
+        loaded
+            .map(|l| l.manifests.into_iter().map(|m| m.value).collect())
+            .map_err(|e| invalid(&self.scenario, path.to_owned(), e.to_string()))
+    }
+
+    fn build(
+        &mut self,
+        policies: &[NetworkPolicy],
+        lrps: &[LocalRedirectPolicy],
+    ) -> Result<(), ScenarioError> {
+        let flags = &self.scenario.agent;
+        let config = AgentConfig {
+            fqdn: FqdnConfig::new(
+                flags.tofqdns_min_ttl,
+                flags.tofqdns_endpoint_max_ip_per_hostname,
+                flags.tofqdns_max_deferred_connection_deletes,
+                flags.tofqdns_idle_connection_grace_period.0,
+            ),
+            proxy_response_max_delay: flags.tofqdns_proxy_response_max_delay.0,
+            reject_code: match flags.tofqdns_dns_reject_response_code {
+                RejectResponseCode::Refused => RejectCode::Refused,
+                RejectResponseCode::NameError => RejectCode::NameError,
+            },
+        };
+        let endpoints: Vec<Endpoint> = self
+            .pods
+            .iter()
+            .map(|p| Endpoint {
+                id: p.endpoint,
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                labels: p.labels.clone(),
+                ips: vec![p.ip],
+            })
+            .collect();
+        let sim_pods: Vec<Pod> = self
+            .pods
+            .iter()
+            .map(|p| Pod {
+                ip: p.ip,
+                node: p.node.clone(),
+                namespace: p.namespace.clone(),
+                labels: Labels::pod(&p.namespace, &p.labels),
+            })
+            .collect();
+        self.table = ServiceTable::new(
+            self.services.clone(),
+            lrps.iter()
+                .map(|l| LocalRedirect::new(l, &sim_pods))
+                .collect(),
+        );
+        for node in &self.scenario.cluster.nodes {
+            let agent = Agent::new(config, policies, &endpoints)
+                .map_err(|e| invalid(&self.scenario, "manifests".into(), e.to_string()))?;
+            let mut datapath = ReferenceDatapath::default();
+            for p in self.pods.iter().filter(|p| &p.node == node) {
+                if let Some(identity) = agent.compiler().endpoint_identity(p.endpoint) {
+                    let _ = datapath.set_endpoint(p.endpoint, p.ip, identity);
+                }
+            }
+            let _ = datapath.apply(&agent.compiler().full_deltas());
+            self.nodes.insert(
+                node.clone(),
+                NodeState {
+                    agent,
+                    datapath,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn pod(&self, key: &str) -> Option<&SimPod> {
+        self.pods.iter().find(|p| p.key() == key)
+    }
+
+    fn describe(&self, ip: IpAddr) -> String {
+        self.pods
+            .iter()
+            .find(|p| p.ip == ip)
+            .map_or_else(|| ip.to_string(), SimPod::key)
+    }
+
+    /// Moves time to `to`, running every background job that falls due on the way.
+    fn advance_to(&mut self, to: Timestamp) {
+        loop {
+            let pending = self
+                .nodes
+                .values()
+                .flat_map(|n| n.pending.iter().map(|(t, _)| *t))
+                .min();
+            let next = [Some(self.next_ct_gc), Some(self.next_dns_gc), pending]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next.filter(|t| *t <= to) else {
+                break;
+            };
+            self.now = self.now.max(next);
+            self.apply_pending();
+            if self.next_ct_gc <= next {
+                for node in self.nodes.values_mut() {
+                    let live = node.datapath.conntrack_gc(next);
+                    let live: Vec<(EndpointId, IpAddr)> = live
+                        .into_iter()
+                        .map(|(e, ip)| (EndpointId(e), ip))
+                        .collect();
+                    node.agent.ct_gc(next, &live);
+                }
+                self.next_ct_gc = next
+                    + self
+                        .scenario
+                        .agent
+                        .conntrack_gc_interval
+                        .0
+                        .max(Duration::from_secs(1));
+            }
+            if self.next_dns_gc <= next {
+                let latency = self.scenario.datapath.update_latency.0;
+                for node in self.nodes.values_mut() {
+                    if let Ok((_, deltas)) = node.agent.dns_gc(next) {
+                        node.pending.push((next + latency, deltas));
+                    }
+                }
+                self.next_dns_gc = next + DNS_GC_INTERVAL;
+                self.apply_pending();
+            }
+        }
+        self.now = self.now.max(to);
+        self.apply_pending();
+    }
+
+    fn apply_pending(&mut self) {
+        let now = self.now;
+        for node in self.nodes.values_mut() {
+            let (due, later): (Vec<_>, Vec<_>) =
+                node.pending.drain(..).partition(|(t, _)| *t <= now);
+            node.pending = later;
+            for (_, deltas) in due {
+                let _ = node.datapath.apply(&deltas);
+            }
+        }
+    }
+
+    fn flow_line(&mut self, event: &FlowEvent) {
+        let p = &event.packet;
+        let proto = if p.proto == PROTO_UDP { "UDP" } else { "TCP" };
+        let verdict = match event.verdict {
+            Verdict::Dropped => format!(
+                "policy-verdict:{} EGRESS DENIED ({proto}) DROPPED (Policy denied)",
+                match_name(event.match_type)
+            ),
+            Verdict::Forwarded if event.is_reply => format!("to-endpoint FORWARDED ({proto})"),
+            Verdict::Forwarded => format!(
+                "policy-verdict:{} EGRESS ALLOWED ({proto}) FORWARDED",
+                match_name(event.match_type)
+            ),
+            Verdict::Redirected => format!(
+                "policy-verdict:{} EGRESS ALLOWED ({proto}) REDIRECTED (to-proxy)",
+                match_name(event.match_type)
+            ),
+        };
+        let verdict = if event.drop_reason.is_some_and(|r| r.desc() == "POLICY_DENY") {
+            verdict.replace(
+                "DROPPED (Policy denied)",
+                "DROPPED (Policy denied by denylist)",
+            )
+        } else {
+            verdict
+        };
+        let text = format!(
+            "{} {}:{} (ID:{}) -> {}:{} (ID:{}) {verdict}",
+            clock(event.time),
+            self.describe(p.src),
+            p.sport,
+            event.src_identity,
+            self.describe(p.dst),
+            p.dport,
+            event.dst_identity,
+        );
+        self.report.lines.push(Line {
+            time: event.time,
+            text,
+        });
+    }
+
+    fn egress(&mut self, node: &str, packet: &Packet) -> FlowEvent {
+        self.apply_pending();
+        let now = self.now;
+        let event = match self.nodes.get_mut(node) {
+            Some(n) => n.datapath.egress(packet, now),
+            None => unreachable_event(packet, now),
+        };
+        self.flow_line(&event);
+        event
+    }
+
+    /// Runs every step and returns the report.
+    pub fn run(mut self) -> Result<Report, ScenarioError> {
+        let steps = self.scenario.steps.clone();
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(at) = step.at {
+                self.advance_to(Timestamp::ZERO + at.0);
+            }
+            let observed = self.step(i, step)?;
+            if let Some(expect) = &step.expect {
+                self.check(i, expect, &observed);
+            }
+        }
+        Ok(self.report)
+    }
+
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per step kind, each checking its inputs"
+    )]
+    fn step(&mut self, i: usize, step: &Step) -> Result<Observed, ScenarioError> {
+        let path = format!("steps[{i}]");
+        if let Some(d) = step.advance {
+            self.advance_to(self.now + d.0);
+            return Ok(Observed::default());
+        }
+        if let Some(r) = &step.resolve {
+            let Some(pod) = self.pod(&r.pod).cloned() else {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.resolve.pod"),
+                    format!("no pod {}", r.pod),
+                ));
+            };
+            let qtype = match r.kind.as_deref().unwrap_or("A") {
+                "A" => RecordType::A,
+                "AAAA" => RecordType::AAAA,
+                other => {
+                    return Err(invalid(
+                        &self.scenario,
+                        format!("{path}.resolve.type"),
+                        format!("{other} is not A or AAAA"),
+                    ));
+                }
+            };
+            return Ok(self.resolve(&pod, &r.name, qtype));
+        }
+        if let Some(c) = &step.connect {
+            let Some(pod) = self.pod(&c.pod).cloned() else {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.connect.pod"),
+                    format!("no pod {}", c.pod),
+                ));
+            };
+            let dst = match (c.ip, &c.name) {
+                (Some(ip), _) => ip,
+                (None, Some(name)) => {
+                    let key = (pod.key(), fqdnpath_names::normalize(name).into_owned());
+                    match self.answers.get(&key).and_then(|ips| ips.first()) {
+                        Some(ip) => *ip,
+                        None => {
+                            return Err(invalid(
+                                &self.scenario,
+                                format!("{path}.connect.name"),
+                                format!("{} got no address for {name} before", c.pod),
+                            ));
+                        }
+                    }
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &self.scenario,
+                        format!("{path}.connect"),
+                        "set ip or name",
+                    ));
+                }
+            };
+            let proto = match c.protocol.to_ascii_uppercase().as_str() {
+                "TCP" => PROTO_TCP,
+                "UDP" => PROTO_UDP,
+                other => {
+                    return Err(invalid(
+                        &self.scenario,
+                        format!("{path}.connect.protocol"),
+                        format!("{other} is not TCP or UDP"),
+                    ));
+                }
+            };
+            return Ok(self.connect(&pod, dst, c.port, proto, c.alias.clone()));
+        }
+        if let Some(r) = &step.send {
+            let Some((node, packet)) = self.connections.get(&r.connection).cloned() else {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.send.connection"),
+                    format!("no open connection {:?}", r.connection),
+                ));
+            };
+            let event = self.egress(&node, &packet);
+            return Ok(observed_of(&event));
+        }
+        if let Some(r) = &step.close {
+            let Some((node, packet)) = self.connections.remove(&r.connection) else {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.close.connection"),
+                    format!("no open connection {:?}", r.connection),
+                ));
+            };
+            let fin = Packet {
+                flags: TcpFlags {
+                    fin: true,
+                    ..TcpFlags::default()
+                },
+                ..packet
+            };
+            let event = self.egress(&node, &fin);
+            return Ok(observed_of(&event));
+        }
+        let action = step.actions().first().copied().unwrap_or("?");
+        if action == "?" {
+            return Ok(Observed::default());
+        }
+        Err(invalid(
+            &self.scenario,
+            format!("{path}.{action}"),
+            format!("the {action} step is not supported by this build yet"),
+        ))
+    }
+
+    fn connect(
+        &mut self,
+        pod: &SimPod,
+        dst: IpAddr,
+        port: u16,
+        proto: u8,
+        alias: Option<String>,
+    ) -> Observed {
+        let sport = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1).max(40_000);
+        let (dst, port) = self
+            .table
+            .translate(pod.ip, &pod.node, dst, proto, port, u64::from(sport))
+            .map_or((dst, port), |t| (t.ip, t.port));
+        let packet = Packet {
+            src: pod.ip,
+            dst,
+            proto,
+            sport,
+            dport: port,
+            flags: TcpFlags {
+                syn: proto == PROTO_TCP,
+                ..TcpFlags::default()
+            },
+        };
+        let event = self.egress(&pod.node, &packet);
+        if event.verdict != Verdict::Dropped {
+            let reply = Packet {
+                src: dst,
+                dst: pod.ip,
+                sport: port,
+                dport: sport,
+                proto,
+                flags: TcpFlags::default(),
+            };
+            let now = self.now;
+            if let Some(n) = self.nodes.get_mut(&pod.node) {
+                n.datapath.ingress(&reply, now);
+            }
+            if let Some(alias) = alias {
+                self.connections.insert(
+                    alias,
+                    (
+                        pod.node.clone(),
+                        Packet {
+                            flags: TcpFlags::default(),
+                            ..packet
+                        },
+                    ),
+                );
+            }
+        }
+        observed_of(&event)
+    }
+
+    /// The kube-dns service every pod resolves through.
+    fn resolver(&self) -> Option<(IpAddr, u16)> {
+        self.services
+            .iter()
+            .find(|s| s.name == "kube-dns" && s.namespace == "kube-system")
+            .map(|s| (s.cluster_ip, 53))
+    }
+
+    fn resolve(&mut self, pod: &SimPod, name: &str, qtype: RecordType) -> Observed {
+        let qname = fqdnpath_names::normalize(name).into_owned();
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let mut observed = Observed::default();
+        if self.scenario.cluster.dns_mode == DnsMode::Localdns {
+            // Answered on the node before any proxy: nothing is learned.
+            let wire = self.authoritative(id, &qname, qtype);
+            return self.deliver(pod, &qname, &wire, observed);
+        }
+        let Some((service_ip, port)) = self.resolver() else {
+            observed.rcode = Some("TIMEOUT".into());
+            return observed;
+        };
+        let sport = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1).max(40_000);
+        let Some(t) = self.table.translate(
+            pod.ip,
+            &pod.node,
+            service_ip,
+            PROTO_UDP,
+            port,
+            u64::from(sport),
+        ) else {
+            observed.rcode = Some("TIMEOUT".into());
+            return observed;
+        };
+        let packet = Packet {
+            src: pod.ip,
+            dst: t.ip,
+            proto: PROTO_UDP,
+            sport,
+            dport: t.port,
+            flags: TcpFlags::default(),
+        };
+        let event = self.egress(&pod.node, &packet);
+        observed.verdict = Some(event.verdict);
+        observed.identity = Some(event.dst_identity.0);
+        observed.match_type = event.match_type;
+        if event.verdict == Verdict::Dropped {
+            observed.drop_reason = event.drop_reason.map(|r| r.desc().to_owned());
+            observed.rcode = Some("TIMEOUT".into());
+            return observed;
+        }
+        let wire = self.server_answer(t.ip, id, &qname, qtype, &mut Vec::new());
+        let Some(dns) = event.dns.filter(|_| event.verdict == Verdict::Redirected) else {
+            // Allowed without a DNS rule: the answer goes straight back, nothing is learned.
+            return self.deliver(pod, &qname, &wire, observed);
+        };
+        let query = query_wire(id, &qname, qtype);
+        let node = self
+            .nodes
+            .get_mut(&pod.node)
+            .expect("the pod's node exists");
+        match node.agent.on_query(&query, &dns) {
+            Ok(QueryDecision::Reject { response, .. }) => {
+                self.deliver(pod, &qname, &response, observed)
+            }
+            Ok(QueryDecision::Forward { .. }) => {
+                let now = self.now;
+                let latency = self.scenario.datapath.update_latency.0;
+                let max_delay = self.scenario.agent.tofqdns_proxy_response_max_delay.0;
+                if let Ok(learned) = node.agent.on_response(EndpointId(pod.endpoint), &wire, now) {
+                    let programmed = now + latency;
+                    if !learned.deltas.is_empty() {
+                        node.pending.push((programmed, learned.deltas));
+                    }
+                    let h = hold(
+                        now,
+                        if latency.is_zero() { now } else { programmed },
+                        max_delay,
+                    );
+                    observed.held = Some(h.release_at.saturating_duration_since(now));
+                    self.advance_to(h.release_at);
+                    self.deliver(pod, &qname, &wire, observed)
+                } else {
+                    // The proxy could not handle the answer: Cilium answers SERVFAIL.
+                    let servfail = fqdnpath_agent::servfail(&query).unwrap_or_default();
+                    self.deliver(pod, &qname, &servfail, observed)
+                }
+            }
+            Err(_) => {
+                observed.rcode = Some("SERVFAIL".into());
+                observed
+            }
+        }
+    }
+
+    /// The pod receives `wire`: record the answer and its line.
+    fn deliver(
+        &mut self,
+        pod: &SimPod,
+        qname: &str,
+        wire: &[u8],
+        mut observed: Observed,
+    ) -> Observed {
+        match observe(wire) {
+            Ok(o) => {
+                let rcode = o.rcode_name();
+                let ips: Vec<String> = o.addresses.iter().map(ToString::to_string).collect();
+                self.report.lines.push(Line {
+                    time: self.now,
+                    text: format!(
+                        "{} {} dns-response {} {} {} [{}]",
+                        clock(self.now),
+                        pod.key(),
+                        qname,
+                        o.qtype,
+                        rcode,
+                        ips.join(",")
+                    ),
+                });
+                self.answers
+                    .insert((pod.key(), qname.to_owned()), o.addresses.clone());
+                observed.rcode = Some(rcode);
+                observed.ips = Some(o.addresses);
+            }
+            Err(_) => observed.rcode = Some("SERVFAIL".into()),
+        }
+        observed
+    }
+
+    /// The answer of the DNS server pod at `server` (a cache forwards its misses upstream).
+    fn server_answer(
+        &mut self,
+        server: IpAddr,
+        id: u16,
+        qname: &str,
+        qtype: RecordType,
+        chain: &mut Vec<IpAddr>,
+    ) -> Vec<u8> {
+        let role = self
+            .pods
+            .iter()
+            .find(|p| p.ip == server)
+            .and_then(|p| p.dns.clone().map(|d| (d, p.node.clone())));
+        match role {
+            Some(((DnsRoleKind::Authoritative, _), _)) => self.authoritative(id, qname, qtype),
+            Some(((DnsRoleKind::Cache, upstream), node)) => {
+                if chain.contains(&server) {
+                    // A forwarding loop (the upstream is redirected back to a cache).
+                    return ResponseBuilder::new(id, qname, qtype)
+                        .rcode(ResponseCode::ServFail)
+                        .to_wire()
+                        .unwrap_or_default();
+                }
+                chain.push(server);
+                let key = (qname.to_owned(), u16::from(qtype));
+                let now = self.now;
+                if let Some((expiry, wire)) = self.dns_caches.get(&server).and_then(|c| c.get(&key))
+                    && now < *expiry
+                {
+                    let mut wire = wire.clone();
+                    wire[..2].copy_from_slice(&id.to_be_bytes());
+                    return wire;
+                }
+                let upstream = upstream.and_then(|u| {
+                    let (ns, name) = u.split_once('/')?;
+                    self.services
+                        .iter()
+                        .find(|s| s.namespace == ns && s.name == name)
+                        .map(|s| s.cluster_ip)
+                });
+                let target = upstream.and_then(|ip| {
+                    self.table
+                        .translate(server, &node, ip, PROTO_UDP, 53, u64::from(id))
+                });
+                let Some(target) = target else {
+                    return ResponseBuilder::new(id, qname, qtype)
+                        .rcode(ResponseCode::ServFail)
+                        .to_wire()
+                        .unwrap_or_default();
+                };
+                let wire = self.server_answer(target.ip, id, qname, qtype, chain);
+                let ttl = observe(&wire)
+                    .ok()
+                    .filter(|o| o.ttl != u32::MAX)
+                    .map_or(0, |o| o.ttl);
+                self.dns_caches.entry(server).or_default().insert(
+                    key,
+                    (now + Duration::from_secs(u64::from(ttl)), wire.clone()),
+                );
+                wire
+            }
+            None => ResponseBuilder::new(id, qname, qtype)
+                .rcode(ResponseCode::Refused)
+                .to_wire()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The authoritative answer from the zone, following CNAMEs.
+    fn authoritative(&self, id: u16, qname: &str, qtype: RecordType) -> Vec<u8> {
+        let mut builder = ResponseBuilder::new(id, qname, qtype);
+        let mut name = qname.to_owned();
+        let mut found = false;
+        for _ in 0..8 {
+            let Some(records) = self.zone.get(&name) else {
+                break;
+            };
+            found = true;
+            if let Some(cname) = records.iter().find(|r| r.kind.as_deref() == Some("CNAME")) {
+                let target =
+                    fqdnpath_names::normalize(cname.value.as_deref().unwrap_or("")).into_owned();
+                builder = builder.cname(&name, &target, cname.ttl.unwrap_or(0));
+                name = target;
+                continue;
+            }
+            for r in records {
+                let want = if qtype == RecordType::AAAA {
+                    "AAAA"
+                } else {
+                    "A"
+                };
+                if r.kind.as_deref() == Some(want)
+                    && let Some(ip) = r.value.as_deref().and_then(|v| v.parse::<IpAddr>().ok())
+                {
+                    builder = builder.address(&name, ip, r.ttl.unwrap_or(0));
+                }
+            }
+            break;
+        }
+        if !found {
+            builder = builder.rcode(ResponseCode::NXDomain);
+        }
+        builder.to_wire().unwrap_or_default()
+    }
+
+    fn check(&mut self, step: usize, expect: &Expect, observed: &Observed) {
+        let mut fail = |what: &str, want: String, got: String| {
+            self.report.failures.push(Failure {
+                step,
+                message: format!("steps[{step}]: expected {what} {want}, got {got}"),
+            });
+        };
+        let mut checked = 0;
+        let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+        if let Some(want) = &expect.rcode {
+            checked += 1;
+            if observed.rcode.as_deref() != Some(want.as_str()) {
+                fail("rcode", want.clone(), show(&observed.rcode));
+            }
+        }
+        if let Some(want) = &expect.ips {
+            checked += 1;
+            let mut w = want.clone();
+            w.sort();
+            let mut g = observed.ips.clone().unwrap_or_default();
+            g.sort();
+            if w != g {
+                fail("ips", format!("{w:?}"), format!("{g:?}"));
+            }
+        }
+        if let Some(want) = &expect.verdict {
+            checked += 1;
+            let got = observed.verdict.map(|v| v.name().to_owned());
+            if got.as_deref() != Some(want.as_str()) {
+                fail("verdict", want.clone(), show(&got));
+            }
+        }
+        if let Some(want) = &expect.drop_reason {
+            checked += 1;
+            if observed.drop_reason.as_deref() != Some(want.as_str()) {
+                fail("drop_reason", want.clone(), show(&observed.drop_reason));
+            }
+        }
+        if let Some(want) = &expect.held {
+            checked += 1;
+            if observed.held != Some(want.0) {
+                fail(
+                    "held",
+                    format!("{:?}", want.0),
+                    format!("{:?}", observed.held),
+                );
+            }
+        }
+        if let Some(want) = expect.identity {
+            checked += 1;
+            if observed.identity != Some(want) {
+                fail(
+                    "identity",
+                    want.to_string(),
+                    format!("{:?}", observed.identity),
+                );
+            }
+        }
+        if let Some(want) = &expect.policy_match_type {
+            checked += 1;
+            let got = observed.match_type.map(|m| match_code(m).to_owned());
+            if got.as_deref() != Some(want.as_str()) {
+                fail("policy_match_type", want.clone(), show(&got));
+            }
+        }
+        self.report.checked += checked;
+    }
+}
+
+fn observed_of(event: &FlowEvent) -> Observed {
+    Observed {
+        verdict: Some(event.verdict),
+        drop_reason: event.drop_reason.map(|r| r.desc().to_owned()),
+        identity: Some(event.dst_identity.0),
+        match_type: event.match_type,
+        ..Observed::default()
+    }
+}
+
+fn unreachable_event(packet: &Packet, now: Timestamp) -> FlowEvent {
+    FlowEvent {
+        time: now,
+        verdict: Verdict::Dropped,
+        drop_reason: None,
+        egress: true,
+        endpoint: None,
+        packet: *packet,
+        src_identity: fqdnpath_policy::identity::Identity::ANY,
+        dst_identity: fqdnpath_policy::identity::Identity::WORLD,
+        is_reply: false,
+        match_type: None,
+        policy_key: None,
+        dns: None,
+    }
+}
+
+fn query_wire(id: u16, qname: &str, qtype: RecordType) -> Vec<u8> {
+    ResponseBuilder::new(id, qname, qtype)
+        .as_query()
+        .to_wire()
+        .unwrap_or_default()
+}
+
+fn check_record(scenario: &Scenario, path: &str, r: &ZoneRecord) -> Result<(), ScenarioError> {
+    if r.remove {
+        return Ok(());
+    }
+    let kind = r.kind.as_deref().unwrap_or("");
+    let value = r.value.as_deref().unwrap_or("");
+    let ok = match kind {
+        "A" => value.parse::<std::net::Ipv4Addr>().is_ok(),
+        "AAAA" => value.parse::<std::net::Ipv6Addr>().is_ok(),
+        "CNAME" => !value.is_empty(),
+        _ => {
+            return Err(invalid(
+                scenario,
+                format!("{path}.type"),
+                format!("{kind:?} is not A, AAAA or CNAME"),
+            ));
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            scenario,
+            format!("{path}.value"),
+            format!("{value:?} is not a valid {kind} value"),
+        ))
+    }
+}
+
+/// The response code name of an rcode (re-exported for the CLI).
+pub fn rcode_text(rcode: ResponseCode) -> String {
+    rcode_name(rcode)
+}

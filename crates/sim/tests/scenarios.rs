@@ -1,0 +1,112 @@
+//! The example scenarios, run by the tests, and the scenario format's errors.
+
+use std::path::PathBuf;
+
+use fqdnpath_sim::{Scenario, ScenarioError, Simulation};
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/scenarios")
+        .join(name)
+}
+
+fn run(name: &str) -> fqdnpath_sim::Report {
+    Simulation::new(Scenario::load(&example(name)).unwrap())
+        .unwrap()
+        .run()
+        .unwrap()
+}
+
+#[test]
+fn the_gotcha_scenario_drops_dns_redirected_to_node_local_dns() {
+    let report = run("nodelocal-lrp-gotcha.yaml");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.checked, 5);
+    assert_eq!(
+        report.lines[0].text,
+        "Nov 29 16:00:00.000 default/dns-client:40000 (ID:256) -> kube-system/node-local-dns-node-1:53 (ID:258) policy-verdict:none EGRESS DENIED (UDP) DROPPED (Policy denied)"
+    );
+}
+
+#[test]
+fn the_fixed_scenario_resolves_connects_and_expires() {
+    let report = run("nodelocal-lrp-fixed.yaml");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.checked >= 10);
+    assert!(report.lines.iter().any(|l| {
+        l.text
+            .contains("dns-response github.com. A NOERROR [140.82.112.3]")
+    }));
+}
+
+#[test]
+fn runs_are_deterministic() {
+    assert_eq!(
+        run("nodelocal-lrp-fixed.yaml"),
+        run("nodelocal-lrp-fixed.yaml")
+    );
+}
+
+fn error(yaml: &str) -> (String, String) {
+    let result = Scenario::from_str("s.yaml", yaml).and_then(Simulation::new);
+    match result {
+        Err(ScenarioError::Invalid { file, path, reason }) => {
+            assert_eq!(file, "s.yaml");
+            (path, reason)
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+const HEAD: &str = "apiVersion: fqdnpath/v1\nkind: Scenario\nname: t\ncluster:\n  nodes: [n1]\n  pods: [{name: a, namespace: default, node: n1, ip: 10.0.1.1}]\n";
+
+#[test]
+fn unknown_keys_bad_durations_and_unknown_nodes_name_their_path() {
+    let (path, reason) = error(&format!("{HEAD}colour: red\n"));
+    assert_eq!(path, "colour");
+    assert!(reason.contains("unknown field `colour`"), "{reason}");
+    let (path, reason) = error(&format!("{HEAD}steps:\n  - advance: 10 parsecs\n"));
+    assert_eq!(path, "steps[0].advance");
+    assert!(reason.contains("invalid duration"), "{reason}");
+    let (path, _) = error(&format!(
+        "{HEAD}steps:\n  - connect: {{pod: default/a, ip: 1.2.3.4, port: 80, colour: red}}\n"
+    ));
+    assert_eq!(path, "steps[0].connect.colour");
+    let (path, _) = error(&format!(
+        "{HEAD}steps:\n  - {{advance: 1s, close: {{connection: x}}}}\n"
+    ));
+    assert_eq!(path, "steps[0]");
+    let (path, _) = error(&HEAD.replace("node: n1", "node: n9"));
+    assert_eq!(path, "cluster.pods[0].node");
+    let (path, _) = error(&HEAD.replace("fqdnpath/v1", "fqdnpath/v2"));
+    assert_eq!(path, "apiVersion");
+    let (path, _) = error(&format!(
+        "{HEAD}zone: [{{name: a.com, type: A, ttl: 5, value: not-an-ip}}]\n"
+    ));
+    assert_eq!(path, "zone[0].value");
+}
+
+#[test]
+fn steps_on_unknown_pods_are_input_errors() {
+    let scenario = Scenario::from_str(
+        "s.yaml",
+        &format!("{HEAD}steps:\n  - resolve: {{pod: default/nobody, name: a.com}}\n"),
+    )
+    .unwrap();
+    let err = Simulation::new(scenario).unwrap().run().unwrap_err();
+    assert!(err.to_string().contains("steps[0].resolve.pod"), "{err}");
+}
+
+#[test]
+fn durations_follow_go_syntax() {
+    use fqdnpath_sim::scenario::parse_duration;
+    use std::time::Duration;
+    assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+    assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+    assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("5"), None);
+    assert_eq!(parse_duration("-1s"), None);
+    assert_eq!(parse_duration(""), None);
+}
