@@ -311,6 +311,17 @@ impl Agent {
         for id in ids {
             caches.endpoint_mut(id).zombies.restart();
         }
+        self.adopt_caches(caches)
+    }
+
+    /// Takes over the caches of `snapshot` exactly as they were (a policy change rebuilds the
+    /// agent's compiled state; the caches carry on). Returns the map changes for their IPs.
+    pub fn adopt(&mut self, snapshot: &Snapshot) -> Result<Vec<Delta>, AgentError> {
+        let caches = snapshot.restore(self.config.fqdn)?;
+        self.adopt_caches(caches)
+    }
+
+    fn adopt_caches(&mut self, caches: EndpointCaches) -> Result<Vec<Delta>, AgentError> {
         self.caches = caches;
         let ips: BTreeSet<IpAddr> = self
             .caches

@@ -8,9 +8,10 @@
 //!   DNS servers answering real wire messages; a virtual clock with the DNS GC and the
 //!   connection-tracking GC on schedule.
 //!
-//! Steps `resolve`, `connect`, `send`, `close`, `advance` and `at` are implemented; `apply`,
-//! `delete`, `restart-agent` and `update-zone` are parsed and rejected with a clear error until
-//! they are.
+//! Every step of the format runs: `resolve`, `connect`, `send`, `close`, `advance`, `at`,
+//! `apply` and `delete` (the agents recompile, keep their caches, and the datapath receives
+//! the difference), `restart-agent` (caches restored as after a Cilium restart) and
+//! `update-zone`. Not yet: `--output json`, and the property tests of the two-phase flow.
 #![forbid(unsafe_code)]
 
 pub mod scenario;

@@ -25,7 +25,7 @@ use fqdnpath_cache::{DNS_GC_INTERVAL, EndpointId, FqdnConfig, Timestamp, observe
 use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::service::{LocalRedirect, Pod, Service, ServicePort, ServiceTable};
 use fqdnpath_datapath::{Datapath, FlowEvent, Packet, ReferenceDatapath, Verdict};
-use fqdnpath_policy::compile::{Delta, Endpoint};
+use fqdnpath_policy::compile::{Compiler, Delta, Endpoint};
 use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
 use fqdnpath_policy::policymap::{MatchType, PROTO_TCP, PROTO_UDP};
@@ -122,6 +122,8 @@ pub struct Simulation {
     next_ct_gc: Timestamp,
     next_dns_gc: Timestamp,
     report: Report,
+    policies: Vec<NetworkPolicy>,
+    lrps: Vec<LocalRedirectPolicy>,
 }
 
 fn invalid(scenario: &Scenario, path: String, reason: impl Into<String>) -> ScenarioError {
@@ -275,10 +277,14 @@ impl Simulation {
             next_ct_gc: Timestamp::ZERO + scenario.agent.conntrack_gc_interval.0,
             next_dns_gc: Timestamp::ZERO + DNS_GC_INTERVAL,
             report: Report::default(),
+            policies: Vec::new(),
+            lrps: Vec::new(),
             scenario,
         };
         let (policies, lrps) = sim.load_manifests()?;
-        sim.build(&policies, &lrps)?;
+        sim.policies = policies;
+        sim.lrps = lrps;
+        sim.build()?;
         Ok(sim)
     }
 
@@ -323,13 +329,9 @@ impl Simulation {
             .map_err(|e| invalid(&self.scenario, path.to_owned(), e.to_string()))
     }
 
-    fn build(
-        &mut self,
-        policies: &[NetworkPolicy],
-        lrps: &[LocalRedirectPolicy],
-    ) -> Result<(), ScenarioError> {
+    fn agent_config(&self) -> AgentConfig {
         let flags = &self.scenario.agent;
-        let config = AgentConfig {
+        AgentConfig {
             fqdn: FqdnConfig::new(
                 flags.tofqdns_min_ttl,
                 flags.tofqdns_endpoint_max_ip_per_hostname,
@@ -341,9 +343,11 @@ impl Simulation {
                 RejectResponseCode::Refused => RejectCode::Refused,
                 RejectResponseCode::NameError => RejectCode::NameError,
             },
-        };
-        let endpoints: Vec<Endpoint> = self
-            .pods
+        }
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        self.pods
             .iter()
             .map(|p| Endpoint {
                 id: p.endpoint,
@@ -352,7 +356,10 @@ impl Simulation {
                 labels: p.labels.clone(),
                 ips: vec![p.ip],
             })
-            .collect();
+            .collect()
+    }
+
+    fn rebuild_services(&mut self) {
         let sim_pods: Vec<Pod> = self
             .pods
             .iter()
@@ -365,12 +372,20 @@ impl Simulation {
             .collect();
         self.table = ServiceTable::new(
             self.services.clone(),
-            lrps.iter()
+            self.lrps
+                .iter()
                 .map(|l| LocalRedirect::new(l, &sim_pods))
                 .collect(),
         );
+    }
+
+    /// The starting state: every node's agent compiled and its datapath programmed at t=0.
+    fn build(&mut self) -> Result<(), ScenarioError> {
+        self.rebuild_services();
+        let config = self.agent_config();
+        let endpoints = self.endpoints();
         for node in &self.scenario.cluster.nodes {
-            let agent = Agent::new(config, policies, &endpoints)
+            let agent = Agent::new(config, &self.policies, &endpoints)
                 .map_err(|e| invalid(&self.scenario, "manifests".into(), e.to_string()))?;
             let mut datapath = ReferenceDatapath::default();
             for p in self.pods.iter().filter(|p| &p.node == node) {
@@ -388,6 +403,41 @@ impl Simulation {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// Recompiles the agents of `only` (or of every node) under the current policies; each
+    /// keeps its caches (exactly, or as after a restart). The datapath receives the
+    /// difference between what it holds and what the new agent compiled, after the update
+    /// latency.
+    fn rebuild_agents(&mut self, only: Option<&str>, restart: bool) -> Result<(), String> {
+        let config = self.agent_config();
+        let endpoints = self.endpoints();
+        let latency = self.scenario.datapath.update_latency.0;
+        let now = self.now;
+        for (name, node) in &mut self.nodes {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            let snapshot = node.agent.snapshot();
+            let mut agent =
+                Agent::new(config, &self.policies, &endpoints).map_err(|e| e.to_string())?;
+            if restart {
+                agent.restart(&snapshot).map_err(|e| e.to_string())?;
+            } else {
+                agent.adopt(&snapshot).map_err(|e| e.to_string())?;
+            }
+            let local: Vec<u16> = self
+                .pods
+                .iter()
+                .filter(|p| &p.node == name)
+                .map(|p| p.endpoint)
+                .collect();
+            let deltas = difference(&node.datapath, agent.compiler(), &local);
+            node.agent = agent;
+            node.pending.push((now + latency, deltas));
+        }
+        self.apply_pending();
         Ok(())
     }
 
@@ -531,10 +581,6 @@ impl Simulation {
         Ok(self.report)
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one arm per step kind, each checking its inputs"
-    )]
     fn step(&mut self, i: usize, step: &Step) -> Result<Observed, ScenarioError> {
         let path = format!("steps[{i}]");
         if let Some(d) = step.advance {
@@ -635,15 +681,95 @@ impl Simulation {
             let event = self.egress(&node, &fin);
             return Ok(observed_of(&event));
         }
-        let action = step.actions().first().copied().unwrap_or("?");
-        if action == "?" {
+        self.change_step(&path, step)
+    }
+
+    /// The steps that change the cluster: `apply`, `delete`, `restart-agent`, `update-zone`.
+    fn change_step(&mut self, path: &str, step: &Step) -> Result<Observed, ScenarioError> {
+        if let Some(source) = &step.apply {
+            let manifests = self.load_source(&format!("{path}.apply"), source)?;
+            for m in manifests {
+                match m {
+                    Manifest::NetworkPolicy(p) => {
+                        self.policies.retain(|q| {
+                            !(q.kind == p.kind
+                                && q.metadata.name == p.metadata.name
+                                && q.metadata.namespace == p.metadata.namespace)
+                        });
+                        self.policies.push(p);
+                    }
+                    Manifest::LocalRedirectPolicy(l) => {
+                        self.lrps.retain(|q| {
+                            !(q.metadata.name == l.metadata.name
+                                && q.metadata.namespace == l.metadata.namespace)
+                        });
+                        self.lrps.push(l);
+                    }
+                    _ => {}
+                }
+            }
+            self.rebuild_services();
+            self.rebuild_agents(None, false)
+                .map_err(|e| invalid(&self.scenario, format!("{path}.apply"), e))?;
             return Ok(Observed::default());
         }
-        Err(invalid(
-            &self.scenario,
-            format!("{path}.{action}"),
-            format!("the {action} step is not supported by this build yet"),
-        ))
+        if let Some(d) = &step.delete {
+            let namespace = d.namespace.clone().unwrap_or_else(|| "default".into());
+            let before = self.policies.len() + self.lrps.len();
+            self.policies.retain(|p| {
+                !(p.kind == d.kind
+                    && p.metadata.name == d.name
+                    && (p.is_clusterwide()
+                        || p.metadata.namespace.as_deref() == Some(namespace.as_str())))
+            });
+            self.lrps.retain(|l| {
+                !(l.kind == d.kind
+                    && l.metadata.name == d.name
+                    && l.metadata.namespace.as_deref() == Some(namespace.as_str()))
+            });
+            if before == self.policies.len() + self.lrps.len() {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.delete"),
+                    format!("no {} {namespace}/{} to delete", d.kind, d.name),
+                ));
+            }
+            self.rebuild_services();
+            self.rebuild_agents(None, false)
+                .map_err(|e| invalid(&self.scenario, format!("{path}.delete"), e))?;
+            return Ok(Observed::default());
+        }
+        if let Some(r) = &step.restart_agent {
+            if !self.nodes.contains_key(&r.node) {
+                return Err(invalid(
+                    &self.scenario,
+                    format!("{path}.restart-agent.node"),
+                    format!("no node {:?}", r.node),
+                ));
+            }
+            self.rebuild_agents(Some(&r.node), true)
+                .map_err(|e| invalid(&self.scenario, format!("{path}.restart-agent"), e))?;
+            return Ok(Observed::default());
+        }
+        if let Some(records) = &step.update_zone {
+            for (k, r) in records.iter().enumerate() {
+                check_record(&self.scenario, &format!("{path}.update-zone[{k}]"), r)?;
+            }
+            let names: BTreeSet<String> = records
+                .iter()
+                .map(|r| fqdnpath_names::normalize(&r.name).into_owned())
+                .collect();
+            for name in &names {
+                self.zone.remove(name);
+            }
+            for r in records.iter().filter(|r| !r.remove) {
+                self.zone
+                    .entry(fqdnpath_names::normalize(&r.name).into_owned())
+                    .or_default()
+                    .push(r.clone());
+            }
+        }
+        Ok(Observed::default())
     }
 
     fn connect(
@@ -772,15 +898,16 @@ impl Simulation {
                 let latency = self.scenario.datapath.update_latency.0;
                 let max_delay = self.scenario.agent.tofqdns_proxy_response_max_delay.0;
                 if let Ok(learned) = node.agent.on_response(EndpointId(pod.endpoint), &wire, now) {
-                    let programmed = now + latency;
+                    // Nothing new to program (Cilium returns early): no wait.
+                    let programmed = if learned.deltas.is_empty() {
+                        now
+                    } else {
+                        now + latency
+                    };
                     if !learned.deltas.is_empty() {
                         node.pending.push((programmed, learned.deltas));
                     }
-                    let h = hold(
-                        now,
-                        if latency.is_zero() { now } else { programmed },
-                        max_delay,
-                    );
+                    let h = hold(now, programmed, max_delay);
                     observed.held = Some(h.release_at.saturating_duration_since(now));
                     self.advance_to(h.release_at);
                     self.deliver(pod, &qname, &wire, observed)
@@ -1004,6 +1131,51 @@ impl Simulation {
         }
         self.report.checked += checked;
     }
+}
+
+/// The changes that turn what `datapath` holds for the `local` endpoints into what `compiler`
+/// compiled.
+fn difference(datapath: &ReferenceDatapath, compiler: &Compiler, local: &[u16]) -> Vec<Delta> {
+    let mut out = Vec::new();
+    let held: BTreeMap<_, _> = datapath.ipcache_entries().into_iter().collect();
+    for (prefix, identity) in compiler.ipcache() {
+        if held.get(prefix) != Some(identity) {
+            out.push(Delta::IpcacheUpsert {
+                prefix: *prefix,
+                identity: *identity,
+            });
+        }
+    }
+    for prefix in held.keys() {
+        if !compiler.ipcache().contains_key(prefix) {
+            out.push(Delta::IpcacheDelete { prefix: *prefix });
+        }
+    }
+    for &endpoint in local {
+        let held: BTreeMap<_, _> = datapath.policy_entries(endpoint).into_iter().collect();
+        let want: BTreeMap<_, _> = compiler
+            .policy_map(endpoint)
+            .map(|m| m.iter().map(|(k, a)| (*k, a.clone())).collect())
+            .unwrap_or_default();
+        for (key, action) in &want {
+            if held.get(key) != Some(action) {
+                out.push(Delta::PolicyUpsert {
+                    endpoint,
+                    key: *key,
+                    action: action.clone(),
+                });
+            }
+        }
+        for key in held.keys() {
+            if !want.contains_key(key) {
+                out.push(Delta::PolicyDelete {
+                    endpoint,
+                    key: *key,
+                });
+            }
+        }
+    }
+    out
 }
 
 fn observed_of(event: &FlowEvent) -> Observed {

@@ -110,3 +110,10 @@ fn durations_follow_go_syntax() {
     assert_eq!(parse_duration("-1s"), None);
     assert_eq!(parse_duration(""), None);
 }
+
+#[test]
+fn policies_apply_live_agents_restart_and_zones_change() {
+    let report = run("apply-restart-zone.yaml");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.checked, 14);
+}
