@@ -24,6 +24,8 @@
 //! - [`agent`] (`fqdnpath-agent`): what one node's agent does, with no transport: the DNS
 //!   proxy's decisions (`rules.dns`, REFUSED/NXDOMAIN), learning answers into map changes,
 //!   holding answers until programmed, DNS and connection-tracking GC, restart and restore.
+//! - [`sim`] (`fqdnpath-sim`): the simulator of a small cluster on a virtual clock, driven by
+//!   scenario files (the `fqdnpath run` command is `fqdnpath-cli`).
 //!
 //! Time is always an input (`now`); nothing here reads a clock.
 //!
@@ -52,3 +54,4 @@ pub use fqdnpath_cache as cache;
 pub use fqdnpath_datapath as datapath;
 pub use fqdnpath_names as names;
 pub use fqdnpath_policy as policy;
+pub use fqdnpath_sim as sim;

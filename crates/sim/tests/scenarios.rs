@@ -117,3 +117,27 @@ fn policies_apply_live_agents_restart_and_zones_change() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.checked, 14);
 }
+
+#[test]
+fn every_example_scenario_holds() {
+    let dir = example("");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let report = Simulation::new(Scenario::load(&path).unwrap())
+                .unwrap()
+                .run()
+                .unwrap();
+            assert!(
+                report.failures.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                report.failures
+            );
+            assert!(report.checked > 0, "{} checks nothing", path.display());
+            ran += 1;
+        }
+    }
+    assert!(ran >= 7, "only {ran} scenarios found");
+}
