@@ -5,7 +5,7 @@
 
 use fqdnpath::sim::{Scenario, Simulation};
 
-const SCENARIO: &str = r#"
+const SCENARIO: &str = r"
 apiVersion: fqdnpath/v1
 kind: Scenario
 name: what-if
@@ -31,7 +31,7 @@ zone:
 steps:
   - resolve: {pod: default/dns-client, name: github.com}
   - connect: {pod: default/dns-client, ip: 140.82.112.3, port: 443, protocol: TCP}
-"#;
+";
 
 fn main() {
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios");
