@@ -1,5 +1,7 @@
 //! `fqdnpath`: runs scenario files on the simulator and prints the flows in the style of
-//! `hubble observe`, then each expectation that failed, then `N passed, N failed`.
+//! `hubble observe`, then each expectation that failed, then `N passed, N failed`. With
+//! `--output json` (or `-o json`) stdout carries one JSON object per flow, shaped as
+//! `hubble observe -o json` prints it; the failures and the summary go to stderr.
 //!
 //! Exit codes: 0 when every expectation held, 1 when some failed, 2 for invalid input (the
 //! message names the file, the key path and the reason).
@@ -9,9 +11,32 @@ use std::process::ExitCode;
 
 use fqdnpath_sim::{Scenario, Simulation};
 
-const USAGE: &str = "usage: fqdnpath run FILE...";
+const USAGE: &str = "usage: fqdnpath run [--output text|json] FILE...";
 
-fn run(files: &[String]) -> ExitCode {
+fn run(args: &[String]) -> ExitCode {
+    let mut json = false;
+    let mut files = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--output" | "-o" => match args.next().map(String::as_str) {
+                Some("json") => json = true,
+                Some("text") => json = false,
+                other => {
+                    eprintln!("error: --output takes text or json, not {other:?}\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--output=json" => json = true,
+            "--output=text" => json = false,
+            flag if flag.starts_with('-') => {
+                eprintln!("error: unknown flag {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            file => files.push(file.to_owned()),
+        }
+    }
+    let files = files.as_slice();
     if files.is_empty() {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
@@ -30,15 +55,27 @@ fn run(files: &[String]) -> ExitCode {
             }
         };
         for line in &report.lines {
-            println!("{}", line.text);
+            if json {
+                println!("{}", line.json);
+            } else {
+                println!("{}", line.text);
+            }
         }
         for failure in &report.failures {
-            println!("FAILED {file}: {}", failure.message);
+            if json {
+                eprintln!("FAILED {file}: {}", failure.message);
+            } else {
+                println!("FAILED {file}: {}", failure.message);
+            }
         }
         failed += report.failures.len();
         passed += report.checked - report.failures.len();
     }
-    println!("{passed} passed, {failed} failed");
+    if json {
+        eprintln!("{passed} passed, {failed} failed");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

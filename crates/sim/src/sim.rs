@@ -71,6 +71,9 @@ pub struct Line {
     pub time: Timestamp,
     /// The text, in the style of `hubble observe`.
     pub text: String,
+    /// The same event as `hubble observe -o json` prints it:
+    /// `{"flow": {...}, "node_name": ..., "time": ...}`.
+    pub json: serde_json::Value,
 }
 
 /// An expectation that did not hold.
@@ -134,12 +137,55 @@ fn invalid(scenario: &Scenario, path: String, reason: impl Into<String>) -> Scen
     }
 }
 
-/// The scenario clock's origin as shown: t=0 is "Nov 29 16:00:00.000".
+/// The scenario's clock: t=0 is 2026-11-29 16:00:00 UTC. Returns (year, month, day, hour,
+/// minute, second, nanosecond).
+fn civil(t: Timestamp) -> (u64, u64, u64, u64, u64, u64, u64) {
+    const DAYS: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let nanos = t.as_nanos();
+    let total = 16 * 3600 + nanos / 1_000_000_000;
+    let (mut year, mut month, mut day) = (2026u64, 11u64, 29 + total / 86_400);
+    loop {
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let len = DAYS[usize::try_from(month - 1).unwrap_or(0)] + u64::from(month == 2 && leap);
+        if day <= len {
+            break;
+        }
+        day -= len;
+        month += 1;
+        if month > 12 {
+            month = 1;
+            year += 1;
+        }
+    }
+    let in_day = total % 86_400;
+    (
+        year,
+        month,
+        day,
+        in_day / 3600,
+        (in_day / 60) % 60,
+        in_day % 60,
+        nanos % 1_000_000_000,
+    )
+}
+
+/// The time as `hubble observe` prints it: `Nov 29 16:00:00.000`.
 fn clock(t: Timestamp) -> String {
-    let millis = t.as_nanos() / 1_000_000;
-    let secs = millis / 1000;
-    let (h, m, s) = (16 + secs / 3600, (secs / 60) % 60, secs % 60);
-    format!("Nov 29 {:02}:{m:02}:{s:02}.{:03}", h % 24, millis % 1000)
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, month, day, h, m, sec, nanos) = civil(t);
+    let name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!(
+        "{name} {day:02} {h:02}:{m:02}:{sec:02}.{:03}",
+        nanos / 1_000_000
+    )
+}
+
+/// The time as Hubble's JSON writes it (RFC 3339).
+fn rfc3339(t: Timestamp) -> String {
+    let (year, month, day, h, m, sec, nanos) = civil(t);
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{nanos:09}Z")
 }
 
 fn match_name(m: Option<MatchType>) -> &'static str {
@@ -513,7 +559,31 @@ impl Simulation {
         }
     }
 
-    fn flow_line(&mut self, event: &FlowEvent) {
+    /// Hubble's view of one end of a flow.
+    fn endpoint_json(&self, node: &str, ip: IpAddr, identity: u32) -> serde_json::Value {
+        let labels: Vec<String> = self
+            .nodes
+            .get(node)
+            .and_then(|n| {
+                n.agent
+                    .compiler()
+                    .identity_labels(fqdnpath_policy::identity::Identity(identity))
+            })
+            .map(|l| l.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        match self.pods.iter().find(|p| p.ip == ip) {
+            Some(p) => serde_json::json!({
+                "ID": p.endpoint,
+                "identity": identity,
+                "namespace": p.namespace,
+                "pod_name": p.name,
+                "labels": labels,
+            }),
+            None => serde_json::json!({"identity": identity, "labels": labels}),
+        }
+    }
+
+    fn flow_line(&mut self, node: &str, event: &FlowEvent) {
         let p = &event.packet;
         let proto = if p.proto == PROTO_UDP { "UDP" } else { "TCP" };
         let verdict = match event.verdict {
@@ -549,9 +619,47 @@ impl Simulation {
             p.dport,
             event.dst_identity,
         );
+        let names: Vec<String> = self
+            .nodes
+            .get(node)
+            .map(|n| {
+                n.agent
+                    .caches()
+                    .global_names(p.dst)
+                    .iter()
+                    .map(|f| f.as_str().trim_end_matches('.').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut flow = serde_json::json!({
+            "time": rfc3339(event.time),
+            "verdict": event.verdict.name(),
+            "Type": "L3_L4",
+            "node_name": node,
+            "event_type": {"type": if event.verdict == Verdict::Dropped { 1 } else { 5 }},
+            "traffic_direction": "EGRESS",
+            "is_reply": event.is_reply,
+            "IP": {
+                "source": p.src.to_string(),
+                "destination": p.dst.to_string(),
+                "ipVersion": if p.src.is_ipv4() { "IPv4" } else { "IPv6" },
+            },
+            "l4": {proto: {"source_port": p.sport, "destination_port": p.dport}},
+            "source": self.endpoint_json(node, p.src, event.src_identity.0),
+            "destination": self.endpoint_json(node, p.dst, event.dst_identity.0),
+            "destination_names": names,
+            "policy_match_type": event.match_type.map_or(0, |m| m as u8),
+        });
+        if let Some(reason) = event.drop_reason {
+            flow["drop_reason"] = serde_json::json!(reason as u8);
+            flow["drop_reason_desc"] = serde_json::json!(reason.desc());
+        }
+        let json =
+            serde_json::json!({"flow": flow, "node_name": node, "time": rfc3339(event.time)});
         self.report.lines.push(Line {
             time: event.time,
             text,
+            json,
         });
     }
 
@@ -562,7 +670,7 @@ impl Simulation {
             Some(n) => n.datapath.egress(packet, now),
             None => unreachable_event(packet, now),
         };
-        self.flow_line(&event);
+        self.flow_line(node, &event);
         event
     }
 
@@ -936,6 +1044,29 @@ impl Simulation {
             Ok(o) => {
                 let rcode = o.rcode_name();
                 let ips: Vec<String> = o.addresses.iter().map(ToString::to_string).collect();
+                let source = self.endpoint_json(&pod.node, pod.ip, 0);
+                let flow = serde_json::json!({
+                    "time": rfc3339(self.now),
+                    "verdict": "FORWARDED",
+                    "Type": "L7",
+                    "node_name": pod.node,
+                    "event_type": {"type": 129},
+                    "traffic_direction": "EGRESS",
+                    "is_reply": true,
+                    "destination": source,
+                    "l7": {
+                        "type": "RESPONSE",
+                        "dns": {
+                            "query": qname,
+                            "ips": ips,
+                            "ttl": if o.ttl == u32::MAX { 0 } else { o.ttl },
+                            "cnames": o.cnames,
+                            "rcode": u16::from(o.rcode),
+                            "qtypes": [o.qtype.to_string()],
+                        },
+                    },
+                });
+                let json = serde_json::json!({"flow": flow, "node_name": pod.node, "time": rfc3339(self.now)});
                 self.report.lines.push(Line {
                     time: self.now,
                     text: format!(
@@ -947,6 +1078,7 @@ impl Simulation {
                         rcode,
                         ips.join(",")
                     ),
+                    json,
                 });
                 self.answers
                     .insert((pod.key(), qname.to_owned()), o.addresses.clone());

@@ -141,3 +141,56 @@ fn every_example_scenario_holds() {
     }
     assert!(ran >= 7, "only {ran} scenarios found");
 }
+
+#[test]
+fn json_lines_carry_hubbles_field_names() {
+    let report = run("nodelocal-lrp-gotcha.yaml");
+    let first = &report.lines[0].json;
+    assert_eq!(first["node_name"], "node-1");
+    let flow = &first["flow"];
+    assert_eq!(flow["verdict"], "DROPPED");
+    assert_eq!(flow["drop_reason_desc"], "POLICY_DENIED");
+    assert_eq!(flow["drop_reason"], 133);
+    assert_eq!(flow["traffic_direction"], "EGRESS");
+    assert_eq!(flow["Type"], "L3_L4");
+    assert_eq!(flow["IP"]["source"], "10.0.1.10");
+    assert_eq!(flow["l4"]["UDP"]["destination_port"], 53);
+    assert_eq!(flow["destination"]["pod_name"], "node-local-dns-node-1");
+    assert_eq!(flow["destination"]["namespace"], "kube-system");
+    assert_eq!(flow["source"]["identity"], 256);
+    assert_eq!(flow["time"], "2026-11-29T16:00:00.000000000Z");
+    let fixed = run("nodelocal-lrp-fixed.yaml");
+    let dns = fixed
+        .lines
+        .iter()
+        .find(|l| l.json["flow"]["Type"] == "L7")
+        .unwrap();
+    assert_eq!(dns.json["flow"]["l7"]["dns"]["query"], "github.com.");
+    assert_eq!(dns.json["flow"]["l7"]["dns"]["ips"][0], "140.82.112.3");
+    assert_eq!(dns.json["flow"]["l7"]["dns"]["rcode"], 0);
+    let connect = fixed
+        .lines
+        .iter()
+        .find(|l| l.json["flow"]["destination_names"][0] == "github.com")
+        .unwrap();
+    assert_eq!(connect.json["flow"]["verdict"], "FORWARDED");
+}
+
+#[test]
+fn the_clock_rolls_over_days() {
+    let yaml = "apiVersion: fqdnpath/v1\nkind: Scenario\nname: t\ncluster:\n  nodes: [n1]\n  pods: [{name: a, namespace: default, node: n1, ip: 10.0.1.1}]\nsteps:\n  - advance: 48h\n  - connect: {pod: default/a, ip: 192.0.2.1, port: 80}\n    expect: {verdict: FORWARDED}\n";
+    let report = Simulation::new(Scenario::from_str("t.yaml", yaml).unwrap())
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(
+        report.lines[0].text.starts_with("Dec 01 16:00:00.000"),
+        "{}",
+        report.lines[0].text
+    );
+    assert_eq!(
+        report.lines[0].json["time"],
+        "2026-12-01T16:00:00.000000000Z"
+    );
+}
