@@ -49,14 +49,20 @@ zone:
 ",
     );
     for i in 0..50 {
-        let _ = writeln!(yaml, "  - {{name: svc{i}.example.com, type: A, ttl: 30, value: 192.0.2.{}}}", i + 1);
+        let _ = writeln!(
+            yaml,
+            "  - {{name: svc{i}.example.com, type: A, ttl: 30, value: 192.0.2.{}}}",
+            i + 1
+        );
     }
     yaml.push_str("steps:\n");
     for k in 0..STEPS {
         let i = (k / 4) % 50;
         let step = match k % 4 {
             0 => format!("  - resolve: {{pod: default/dns-client, name: svc{i}.example.com}}\n"),
-            1 => format!("  - connect: {{pod: default/dns-client, name: svc{i}.example.com, port: 443, protocol: TCP, as: c{k}}}\n"),
+            1 => format!(
+                "  - connect: {{pod: default/dns-client, name: svc{i}.example.com, port: 443, protocol: TCP, as: c{k}}}\n"
+            ),
             2 => format!("  - send: {{connection: c{}}}\n", k - 1),
             _ => "  - advance: 2s\n".to_owned(),
         };

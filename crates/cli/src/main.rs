@@ -46,7 +46,7 @@ fn run(args: &[String]) -> ExitCode {
     for file in files {
         let report = Scenario::load(Path::new(file))
             .and_then(Simulation::new)
-            .and_then(Simulation::run);
+            .and_then(|sim| sim.with_json(json).run());
         let report = match report {
             Ok(r) => r,
             Err(e) => {

@@ -72,7 +72,8 @@ pub struct Line {
     /// The text, in the style of `hubble observe`.
     pub text: String,
     /// The same event as `hubble observe -o json` prints it:
-    /// `{"flow": {...}, "node_name": ..., "time": ...}`.
+    /// `{"flow": {...}, "node_name": ..., "time": ...}`; `null` unless the simulation was
+    /// made [`Simulation::with_json`].
     pub json: serde_json::Value,
 }
 
@@ -127,6 +128,9 @@ pub struct Simulation {
     report: Report,
     policies: Vec<NetworkPolicy>,
     lrps: Vec<LocalRedirectPolicy>,
+    /// Whether lines carry their Hubble JSON (built only when asked for: it costs more than
+    /// the step itself).
+    json_output: bool,
 }
 
 fn invalid(scenario: &Scenario, path: String, reason: impl Into<String>) -> ScenarioError {
@@ -325,6 +329,7 @@ impl Simulation {
             report: Report::default(),
             policies: Vec::new(),
             lrps: Vec::new(),
+            json_output: false,
             scenario,
         };
         let (policies, lrps) = sim.load_manifests()?;
@@ -619,43 +624,46 @@ impl Simulation {
             p.dport,
             event.dst_identity,
         );
-        let names: Vec<String> = self
-            .nodes
-            .get(node)
-            .map(|n| {
-                n.agent
-                    .caches()
-                    .global_names(p.dst)
-                    .iter()
-                    .map(|f| f.as_str().trim_end_matches('.').to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut flow = serde_json::json!({
-            "time": rfc3339(event.time),
-            "verdict": event.verdict.name(),
-            "Type": "L3_L4",
-            "node_name": node,
-            "event_type": {"type": if event.verdict == Verdict::Dropped { 1 } else { 5 }},
-            "traffic_direction": "EGRESS",
-            "is_reply": event.is_reply,
-            "IP": {
-                "source": p.src.to_string(),
-                "destination": p.dst.to_string(),
-                "ipVersion": if p.src.is_ipv4() { "IPv4" } else { "IPv6" },
-            },
-            "l4": {proto: {"source_port": p.sport, "destination_port": p.dport}},
-            "source": self.endpoint_json(node, p.src, event.src_identity.0),
-            "destination": self.endpoint_json(node, p.dst, event.dst_identity.0),
-            "destination_names": names,
-            "policy_match_type": event.match_type.map_or(0, |m| m as u8),
-        });
-        if let Some(reason) = event.drop_reason {
-            flow["drop_reason"] = serde_json::json!(reason as u8);
-            flow["drop_reason_desc"] = serde_json::json!(reason.desc());
-        }
-        let json =
-            serde_json::json!({"flow": flow, "node_name": node, "time": rfc3339(event.time)});
+        let json = if self.json_output {
+            let names: Vec<String> = self
+                .nodes
+                .get(node)
+                .map(|n| {
+                    n.agent
+                        .caches()
+                        .global_names(p.dst)
+                        .iter()
+                        .map(|f| f.as_str().trim_end_matches('.').to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut flow = serde_json::json!({
+                "time": rfc3339(event.time),
+                "verdict": event.verdict.name(),
+                "Type": "L3_L4",
+                "node_name": node,
+                "event_type": {"type": if event.verdict == Verdict::Dropped { 1 } else { 5 }},
+                "traffic_direction": "EGRESS",
+                "is_reply": event.is_reply,
+                "IP": {
+                    "source": p.src.to_string(),
+                    "destination": p.dst.to_string(),
+                    "ipVersion": if p.src.is_ipv4() { "IPv4" } else { "IPv6" },
+                },
+                "l4": {proto: {"source_port": p.sport, "destination_port": p.dport}},
+                "source": self.endpoint_json(node, p.src, event.src_identity.0),
+                "destination": self.endpoint_json(node, p.dst, event.dst_identity.0),
+                "destination_names": names,
+                "policy_match_type": event.match_type.map_or(0, |m| m as u8),
+            });
+            if let Some(reason) = event.drop_reason {
+                flow["drop_reason"] = serde_json::json!(reason as u8);
+                flow["drop_reason_desc"] = serde_json::json!(reason.desc());
+            }
+            serde_json::json!({"flow": flow, "node_name": node, "time": rfc3339(event.time)})
+        } else {
+            serde_json::Value::Null
+        };
         self.report.lines.push(Line {
             time: event.time,
             text,
@@ -672,6 +680,13 @@ impl Simulation {
         };
         self.flow_line(node, &event);
         event
+    }
+
+    /// Makes every line carry its Hubble JSON ([`Line::json`]); off by default.
+    #[must_use]
+    pub fn with_json(mut self, on: bool) -> Self {
+        self.json_output = on;
+        self
     }
 
     /// Runs every step and returns the report.
@@ -1044,29 +1059,33 @@ impl Simulation {
             Ok(o) => {
                 let rcode = o.rcode_name();
                 let ips: Vec<String> = o.addresses.iter().map(ToString::to_string).collect();
-                let source = self.endpoint_json(&pod.node, pod.ip, 0);
-                let flow = serde_json::json!({
-                    "time": rfc3339(self.now),
-                    "verdict": "FORWARDED",
-                    "Type": "L7",
-                    "node_name": pod.node,
-                    "event_type": {"type": 129},
-                    "traffic_direction": "EGRESS",
-                    "is_reply": true,
-                    "destination": source,
-                    "l7": {
-                        "type": "RESPONSE",
-                        "dns": {
-                            "query": qname,
-                            "ips": ips,
-                            "ttl": if o.ttl == u32::MAX { 0 } else { o.ttl },
-                            "cnames": o.cnames,
-                            "rcode": u16::from(o.rcode),
-                            "qtypes": [o.qtype.to_string()],
+                let json = if self.json_output {
+                    let source = self.endpoint_json(&pod.node, pod.ip, 0);
+                    let flow = serde_json::json!({
+                        "time": rfc3339(self.now),
+                        "verdict": "FORWARDED",
+                        "Type": "L7",
+                        "node_name": pod.node,
+                        "event_type": {"type": 129},
+                        "traffic_direction": "EGRESS",
+                        "is_reply": true,
+                        "destination": source,
+                        "l7": {
+                            "type": "RESPONSE",
+                            "dns": {
+                                "query": qname,
+                                "ips": ips,
+                                "ttl": if o.ttl == u32::MAX { 0 } else { o.ttl },
+                                "cnames": o.cnames,
+                                "rcode": u16::from(o.rcode),
+                                "qtypes": [o.qtype.to_string()],
+                            },
                         },
-                    },
-                });
-                let json = serde_json::json!({"flow": flow, "node_name": pod.node, "time": rfc3339(self.now)});
+                    });
+                    serde_json::json!({"flow": flow, "node_name": pod.node, "time": rfc3339(self.now)})
+                } else {
+                    serde_json::Value::Null
+                };
                 self.report.lines.push(Line {
                     time: self.now,
                     text: format!(

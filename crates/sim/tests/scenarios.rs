@@ -13,6 +13,7 @@ fn example(name: &str) -> PathBuf {
 fn run(name: &str) -> fqdnpath_sim::Report {
     Simulation::new(Scenario::load(&example(name)).unwrap())
         .unwrap()
+        .with_json(true)
         .run()
         .unwrap()
 }
@@ -180,6 +181,7 @@ fn json_lines_carry_hubbles_field_names() {
 fn the_clock_rolls_over_days() {
     let yaml = "apiVersion: fqdnpath/v1\nkind: Scenario\nname: t\ncluster:\n  nodes: [n1]\n  pods: [{name: a, namespace: default, node: n1, ip: 10.0.1.1}]\nsteps:\n  - advance: 48h\n  - connect: {pod: default/a, ip: 192.0.2.1, port: 80}\n    expect: {verdict: FORWARDED}\n";
     let report = Simulation::new(Scenario::from_str("t.yaml", yaml).unwrap())
+        .map(|s| s.with_json(true))
         .unwrap()
         .run()
         .unwrap();
