@@ -3,6 +3,9 @@
 //! `--output json` (or `-o json`) stdout carries one JSON object per flow, shaped as
 //! `hubble observe -o json` prints it; the failures and the summary go to stderr.
 //!
+//! `fqdnpath lint FILE...` reports static findings on scenarios or manifests (exit 1 when
+//! there are any).
+//!
 //! Exit codes: 0 when every expectation held, 1 when some failed, 2 for invalid input (the
 //! message names the file, the key path and the reason).
 
@@ -11,7 +14,35 @@ use std::process::ExitCode;
 
 use fqdnpath_sim::{Scenario, Simulation};
 
-const USAGE: &str = "usage: fqdnpath run [--output text|json] FILE...";
+const USAGE: &str =
+    "usage: fqdnpath run [--output text|json] FILE...\n       fqdnpath lint FILE...";
+
+/// `fqdnpath lint`: prints each finding with its file and key path; exit 1 if any.
+fn lint(files: &[String]) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let paths: Vec<&Path> = files.iter().map(Path::new).collect();
+    let count = match fqdnpath_sim::lint::lint_files(&paths) {
+        Ok(findings) => {
+            for f in &findings {
+                println!("{f}");
+            }
+            findings.len()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{count} finding(s)");
+    if count == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
 
 fn run(args: &[String]) -> ExitCode {
     let mut json = false;
@@ -87,7 +118,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
-        Some(cmd @ ("lint" | "explain" | "replay")) => {
+        Some("lint") => lint(&args[1..]),
+        Some(cmd @ ("explain" | "replay")) => {
             eprintln!("fqdnpath {cmd}: not implemented yet");
             ExitCode::from(2)
         }

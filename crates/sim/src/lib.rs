@@ -1,6 +1,7 @@
 //! The simulator of fqdnpath: a small Cilium cluster on a virtual clock, driven by scenario
 //! files, for property tests and for users' what-if questions.
 //!
+//! - [`lint`]: static findings on scenarios and manifests (`fqdnpath lint`).
 //! - [`scenario`]: the scenario file format (`apiVersion: fqdnpath/v1`, SCENARIOS.md), with
 //!   strict keys and errors that name the file, the key path and the reason.
 //! - [`sim`]: the [`Simulation`]: pods, `DaemonSet`s, services and Local Redirect Policies; one
@@ -15,6 +16,7 @@
 //! Not yet: the property tests of the two-phase flow.
 #![forbid(unsafe_code)]
 
+pub mod lint;
 pub mod scenario;
 pub mod sim;
 
