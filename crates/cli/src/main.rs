@@ -3,6 +3,9 @@
 //! `--output json` (or `-o json`) stdout carries one JSON object per flow, shaped as
 //! `hubble observe -o json` prints it; the failures and the summary go to stderr.
 //!
+//! `fqdnpath explain FILE --pod NS/NAME --to IP|NAME --port N` prints the chain behind one
+//! verdict after the scenario's steps (or the first `--after-step N` of them).
+//!
 //! `fqdnpath lint FILE...` reports static findings on scenarios or manifests (exit 1 when
 //! there are any).
 //!
@@ -14,8 +17,58 @@ use std::process::ExitCode;
 
 use fqdnpath_sim::{Scenario, Simulation};
 
-const USAGE: &str =
-    "usage: fqdnpath run [--output text|json] FILE...\n       fqdnpath lint FILE...";
+const USAGE: &str = "usage: fqdnpath run [--output text|json] FILE...
+       fqdnpath lint FILE...
+       fqdnpath explain FILE --pod NS/NAME --to IP|NAME --port PORT [--protocol TCP|UDP] [--after-step N]";
+
+/// `fqdnpath explain`: the chain behind one verdict at one point of a scenario.
+fn explain(args: &[String]) -> ExitCode {
+    let mut file = None;
+    let (mut pod, mut to, mut port) = (None, None, None);
+    let mut protocol = "TCP".to_owned();
+    let mut after = usize::MAX;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned();
+        match arg.as_str() {
+            "--pod" => pod = value(),
+            "--to" => to = value(),
+            "--port" => port = value().and_then(|v| v.parse::<u16>().ok()),
+            "--protocol" => protocol = value().unwrap_or_default(),
+            "--after-step" => {
+                let Some(n) = value().and_then(|v| v.parse().ok()) else {
+                    eprintln!("error: --after-step takes a step count\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                after = n;
+            }
+            flag if flag.starts_with('-') => {
+                eprintln!("error: unknown flag {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            f => file = Some(f.to_owned()),
+        }
+    }
+    let (Some(file), Some(pod), Some(to), Some(port)) = (file, pod, to, port) else {
+        eprintln!("error: explain needs FILE, --pod, --to and --port\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let lines = Scenario::load(Path::new(&file))
+        .and_then(Simulation::new)
+        .and_then(|sim| sim.explain(after, &pod, &to, port, &protocol));
+    match lines {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// `fqdnpath lint`: prints each finding with its file and key path; exit 1 if any.
 fn lint(files: &[String]) -> ExitCode {
@@ -119,7 +172,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("lint") => lint(&args[1..]),
-        Some(cmd @ ("explain" | "replay")) => {
+        Some("explain") => explain(&args[1..]),
+        Some(cmd @ "replay") => {
             eprintln!("fqdnpath {cmd}: not implemented yet");
             ExitCode::from(2)
         }

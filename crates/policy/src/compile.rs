@@ -202,6 +202,8 @@ impl Peer {
 /// One egress rule, resolved.
 #[derive(Clone, Debug)]
 struct CompiledRule {
+    /// Where it was written: `CiliumNetworkPolicy default/p spec.egress[1]`.
+    origin: String,
     peer: Peer,
     /// (key template without identity, action); empty `ports` = one L3-only key.
     ports: Vec<(Protocol, u16, u8, PolicyAction)>,
@@ -347,18 +349,31 @@ impl Compiler {
         } else {
             policy.metadata.namespace.as_deref()
         };
-        for spec in policy.rules() {
+        let name = match namespace {
+            Some(ns) => format!("{} {ns}/{}", policy.kind, policy.metadata.name),
+            None => format!("{} {}", policy.kind, policy.metadata.name),
+        };
+        for (s, spec) in policy.rules().enumerate() {
             let Some(subject) = &spec.endpoint_selector else {
                 continue; // host policies (nodeSelector) are not modelled
+            };
+            let base = match (policy.spec.is_some(), s) {
+                (true, 0) => "spec".to_owned(),
+                (true, n) => format!("specs[{}]", n - 1),
+                (false, n) => format!("specs[{n}]"),
             };
             let subject = subject_selector(namespace, subject);
             let matches_init = subject.has_key(SOURCE_RESERVED, "init");
             let mut rules = Vec::new();
-            for rule in &spec.egress {
-                rules.push(self.compile_rule(namespace, rule, false, matches_init)?);
+            for (i, rule) in spec.egress.iter().enumerate() {
+                let mut compiled = self.compile_rule(namespace, rule, false, matches_init)?;
+                compiled.origin = format!("{name} {base}.egress[{i}]");
+                rules.push(compiled);
             }
-            for rule in &spec.egress_deny {
-                rules.push(self.compile_rule(namespace, rule, true, matches_init)?);
+            for (i, rule) in spec.egress_deny.iter().enumerate() {
+                let mut compiled = self.compile_rule(namespace, rule, true, matches_init)?;
+                compiled.origin = format!("{name} {base}.egressDeny[{i}]");
+                rules.push(compiled);
             }
             self.specs.push(CompiledSpec {
                 subject,
@@ -457,7 +472,11 @@ impl Compiler {
         if empty {
             ports.clear();
         }
-        Ok(CompiledRule { peer, ports })
+        Ok(CompiledRule {
+            origin: String::new(),
+            peer,
+            ports,
+        })
     }
 
     fn add_cidr(&mut self, prefix: Prefix) -> Result<(), CompileError> {
@@ -737,6 +756,52 @@ impl Compiler {
             }
         }
         deltas
+    }
+
+    /// The rules behind the policy-map entry `key` of `endpoint`: where each rule that
+    /// contributes to it was written. For `fqdnpath explain`.
+    pub fn rules_behind(&self, endpoint: EndpointId, key: &PolicyKey) -> Vec<String> {
+        let Some(specs) = self.endpoint_specs.get(&endpoint) else {
+            return Vec::new();
+        };
+        let remote = self.identities.get(&key.identity);
+        let mut out = Vec::new();
+        for &i in specs {
+            for rule in &self.specs[i].rules {
+                let selects = match (&rule.peer, remote) {
+                    (Peer::Any, _) => key.identity == Identity::ANY,
+                    (peer, Some(labels)) => peer.selects(labels),
+                    (_, None) => false,
+                };
+                if selects && rule.keys(key.identity).any(|(k, _)| k == *key) {
+                    out.push(rule.origin.clone());
+                }
+            }
+        }
+        if out.is_empty() && *key == PolicyKey::l3(Identity::ANY) {
+            out.push(
+                "no policy enables default deny for this endpoint's egress: everything is allowed"
+                    .into(),
+            );
+        }
+        out
+    }
+
+    /// The policies that select `endpoint` (where they were written), and whether its egress
+    /// is default-deny.
+    pub fn selecting(&self, endpoint: EndpointId) -> (Vec<String>, bool) {
+        let Some(specs) = self.endpoint_specs.get(&endpoint) else {
+            return (Vec::new(), false);
+        };
+        let mut names: Vec<String> = specs
+            .iter()
+            .flat_map(|&i| self.specs[i].rules.iter().map(|r| r.origin.clone()))
+            .collect();
+        names.dedup();
+        let deny = specs
+            .iter()
+            .any(|&i| self.specs[i].has_egress && self.specs[i].default_deny);
+        (names, deny)
     }
 
     /// Every FQDN selector of the policies (for the DNS proxy and for display).

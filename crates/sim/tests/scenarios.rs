@@ -196,3 +196,35 @@ fn the_clock_rolls_over_days() {
         "2026-12-01T16:00:00.000000000Z"
     );
 }
+
+#[test]
+fn explain_names_the_cache_entries_identity_and_rule() {
+    let sim =
+        Simulation::new(Scenario::load(&example("nodelocal-lrp-fixed.yaml")).unwrap()).unwrap();
+    let lines = sim
+        .explain(2, "default/dns-client", "github.com", 443, "TCP")
+        .unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("github.com. -> 140.82.112.3"), "{text}");
+    assert!(
+        text.contains("identity 16777217 [fqdn:github.com.,reserved:world]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DNS cache of endpoint 1: github.com. -> 140.82.112.3, ttl 60 s"),
+        "{text}"
+    );
+    assert!(text.contains("verdict: FORWARDED"), "{text}");
+    assert!(
+        text.contains("from CiliumNetworkPolicy default/dns-client spec.egress[1]"),
+        "{text}"
+    );
+    let sim =
+        Simulation::new(Scenario::load(&example("nodelocal-lrp-gotcha.yaml")).unwrap()).unwrap();
+    let text = sim
+        .explain(0, "default/dns-client", "10.96.0.10", 53, "UDP")
+        .unwrap()
+        .join("\n");
+    assert!(text.contains("translated to 10.0.1.249:53"), "{text}");
+    assert!(text.contains("verdict: DROPPED (POLICY_DENIED)"), "{text}");
+}
