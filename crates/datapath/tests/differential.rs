@@ -244,7 +244,7 @@ enum Dest {
         namespace: usize,
     },
     /// An IP learned for these selector indices.
-    Fqdn(BTreeSet<usize>),
+    Fqdn(BTreeSet<usize>, u32),
     /// Inside the CIDR with this index (the longest containing one used in a rule).
     Cidr(usize),
     World,
@@ -292,7 +292,7 @@ impl World {
                 })
                 .collect();
             if !selected.is_empty() {
-                return Dest::Fqdn(selected);
+                return Dest::Fqdn(selected, ip);
             }
         }
         // CIDR prefixes in use (allow or except), longest containing one; /0 is not inserted.
@@ -334,10 +334,15 @@ impl World {
                 let except = except.filter(|e| contained(*e, *cidr) && e != cidr);
                 contained(*c, *cidr) && except.is_none_or(|e| !contained(*c, e))
             }
-            // A /0 CIDR selects `world` (not pods, not learned FQDN IPs).
+            // A /0 CIDR selects `world` (not pods).
             (PeerGen::Cidr { cidr, .. }, Dest::World) => CIDRS[*cidr].1 == 0,
-            (PeerGen::Fqdns(sels), Dest::Fqdn(selected)) => {
+            (PeerGen::Fqdns(sels), Dest::Fqdn(selected, _)) => {
                 sels.iter().any(|s| selected.contains(s))
+            }
+            // A learned IP inside a CIDR the policies name is selected by it (and its except).
+            (PeerGen::Cidr { cidr, except }, Dest::Fqdn(_, ip)) => {
+                let except = except.filter(|e| contained(*e, *cidr) && e != cidr);
+                in_cidr(*ip, *cidr) && except.is_none_or(|e| !in_cidr(*ip, e))
             }
             _ => false,
         })
@@ -438,6 +443,10 @@ impl World {
             1 => 2,
             _ => 1,
         };
+        // Deny wins whatever the specificity (Cilium's map computation makes it so).
+        if cands.iter().any(|c| c.2 == 2) {
+            return (Verdict::Dropped, Some(DropReason::PolicyDeny));
+        }
         let (l3, l4) = (best(true), best(false));
         let chosen = match (l3, l4) {
             (Some((_, 2)), _) => Some(2),

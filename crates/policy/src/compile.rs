@@ -12,10 +12,13 @@
 //!   `egressDeny` and does not set `enableDefaultDeny.egress: false`; otherwise everything is
 //!   allowed (one any/any/any allow), deny entries still applying.
 //!
+//! - An IP learned from DNS that lies inside CIDR prefixes the policies name also carries their
+//!   `cidr:` labels, so `toCIDR` and `egressDeny` rules keep selecting it behind its /32 entry
+//!   (a deny must not be lost to a more specific allow).
+//!
 //! Known limits, written down: named ports (`port: dns`) are resolved against no pod spec and
 //! so match nothing (fail closed); `toServices`, `toGroups`, `toNodes` and ICMP rules select
-//! nothing; an IP learned from DNS that also lies in a `toCIDR` prefix gets its /32 FQDN
-//! identity, which CIDR rules do not select.
+//! nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -176,20 +179,22 @@ impl Peer {
             Self::Any => true,
             Self::Selectors(selectors) => selectors.iter().any(|s| s.matches(labels)),
             Self::Cidrs(cidrs) => {
-                let prefixes: Vec<Prefix> = labels
+                // The most specific CIDR label decides: the policy prefixes that hold an IP
+                // are nested, so the longest one says which allow and except ranges it is in.
+                let most_specific = labels
                     .iter()
                     .filter(|l| l.source == SOURCE_CIDR)
                     .filter_map(|l| Prefix::parse(&l.key))
-                    .collect();
+                    .max_by_key(|p| p.len);
                 // Without a CIDR label, only a /0 selects the bare `world` identities.
-                let bare_world = prefixes.is_empty()
+                let bare_world = most_specific.is_none()
                     && labels.has(SOURCE_RESERVED, "world")
                     && !labels.iter().any(|l| l.source == SOURCE_FQDN);
-                cidrs.iter().any(|(cidr, except)| {
-                    (cidr.len == 0 && bare_world)
-                        || prefixes.iter().any(|p| {
-                            cidr.contains_prefix(p) && !except.iter().any(|e| e.contains_prefix(p))
-                        })
+                cidrs.iter().any(|(cidr, except)| match most_specific {
+                    Some(p) => {
+                        cidr.contains_prefix(&p) && !except.iter().any(|e| e.contains_prefix(&p))
+                    }
+                    None => cidr.len == 0 && bare_world,
                 })
             }
             Self::Fqdns(values) => labels
@@ -250,6 +255,10 @@ pub struct Compiler {
     policy: BTreeMap<EndpointId, PolicyMap>,
     /// Per endpoint, the indices of the specs that select it.
     endpoint_specs: BTreeMap<EndpointId, Vec<usize>>,
+    /// Every prefix a `toCIDR`/`toCIDRSet` names (`except` included), with its identity.
+    cidrs: BTreeMap<Prefix, Identity>,
+    /// The (family, length) pairs of `cidrs`.
+    cidr_lengths: BTreeSet<(bool, u8)>,
 }
 
 fn port_keys(rule: &PortRule) -> Vec<(Protocol, u16, u8)> {
@@ -321,6 +330,8 @@ impl Compiler {
             ipcache: BTreeMap::new(),
             policy: BTreeMap::new(),
             endpoint_specs: BTreeMap::new(),
+            cidrs: BTreeMap::new(),
+            cidr_lengths: BTreeSet::new(),
         };
         for policy in policies {
             compiler.add_policy(policy)?;
@@ -480,11 +491,7 @@ impl Compiler {
     }
 
     fn add_cidr(&mut self, prefix: Prefix) -> Result<(), CompileError> {
-        if self.ipcache.get(&prefix).is_some_and(|id| {
-            self.identities
-                .get(id)
-                .is_some_and(|l| l.has(SOURCE_CIDR, &prefix.to_string()))
-        }) {
+        if self.cidrs.contains_key(&prefix) {
             return Ok(());
         }
         let labels: Labels = [
@@ -495,10 +502,26 @@ impl Compiler {
         .collect();
         let identity = self.allocator.allocate(&labels)?;
         self.identities.insert(identity, labels);
+        self.cidrs.insert(prefix, identity);
+        self.cidr_lengths
+            .insert((prefix.addr.is_ipv4(), prefix.len));
         if prefix.len > 0 {
             self.ipcache.insert(prefix, identity);
         }
         Ok(())
+    }
+
+    /// The policy CIDR prefixes that hold `ip`: one lookup per prefix length in use.
+    fn cidrs_holding(&self, ip: IpAddr) -> Vec<Prefix> {
+        self.cidr_lengths
+            .iter()
+            .filter(|(v4, _)| *v4 == ip.is_ipv4())
+            .map(|&(_, len)| Prefix {
+                addr: mask(ip, len),
+                len,
+            })
+            .filter(|p| self.cidrs.contains_key(p))
+            .collect()
     }
 
     /// The indices of the specs whose subject selects `labels`.
@@ -664,8 +687,15 @@ impl Compiler {
                 }
             });
         }
-        let new_labels =
-            (!values.is_empty()).then(|| fqdn_labels(values.iter().map(String::as_str)));
+        let new_labels = (!values.is_empty()).then(|| {
+            // The CIDR prefixes of the policies that hold the IP label it too, so that
+            // `toCIDR` and `egressDeny` rules still select it behind its /32 FQDN entry.
+            let mut labels = fqdn_labels(values.iter().map(String::as_str));
+            for prefix in self.cidrs_holding(ip) {
+                labels.insert(Label::new(SOURCE_CIDR, &prefix.to_string(), ""));
+            }
+            labels
+        });
         let old = self.fqdn_ips.get(&ip).and_then(|(_, id)| *id);
         let old_labels = old.and_then(|id| self.identities.get(&id).cloned());
         if old_labels == new_labels {
@@ -695,6 +725,10 @@ impl Compiler {
                 prefix,
                 identity: id,
             });
+        } else if let Some(&identity) = self.cidrs.get(&prefix) {
+            // The IP is itself a policy prefix: it goes back to its CIDR identity.
+            self.ipcache.insert(prefix, identity);
+            deltas.push(Delta::IpcacheUpsert { prefix, identity });
         } else {
             self.ipcache.remove(&prefix);
             deltas.push(Delta::IpcacheDelete { prefix });

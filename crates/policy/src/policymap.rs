@@ -70,6 +70,20 @@ impl PolicyKey {
         }
     }
 
+    /// Whether this key covers every packet `other` covers (same identity, protocol wildcard
+    /// or equal, port prefix no longer and agreeing).
+    pub fn covers_key(&self, other: &Self) -> bool {
+        if self.identity != other.identity {
+            return false;
+        }
+        if self.proto == 0 {
+            return true;
+        }
+        self.proto == other.proto
+            && self.port_prefix_len <= other.port_prefix_len
+            && self.covers(other.proto, other.port)
+    }
+
     /// Whether the key covers a packet with this protocol and destination port.
     pub fn covers(&self, proto: Protocol, port: u16) -> bool {
         if self.proto == 0 {
@@ -256,6 +270,8 @@ pub struct PolicyMap {
     lengths: Vec<u8>,
     /// How many keys are for identity 0 (none: the L4-only lookup is skipped).
     wildcard_keys: usize,
+    /// Whether a deny was ever stored (none: allows need no coverage check).
+    has_deny: bool,
 }
 
 impl PartialEq for PolicyMap {
@@ -286,7 +302,29 @@ impl PolicyMap {
     }
 
     /// Adds `action` at `key`, merged with what the key already holds.
+    ///
+    /// Deny wins whatever the specificity, as Cilium's policy map computation ensures: an
+    /// allow under a broader deny of the same identity is stored as a deny, and a deny turns
+    /// the allows it covers into denies. (The lookup then finds a deny on the longest match;
+    /// a wildcard-identity deny wins over an identity's allow by precedence.)
     pub fn add(&mut self, key: PolicyKey, action: PolicyAction) {
+        let action = if action != PolicyAction::Deny && self.has_deny && self.covering_deny(key) {
+            PolicyAction::Deny
+        } else {
+            action
+        };
+        if action == PolicyAction::Deny {
+            self.has_deny = true;
+            let covered: Vec<PolicyKey> = self
+                .entries
+                .iter()
+                .filter(|(k, a)| **a != PolicyAction::Deny && key.covers_key(k))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in covered {
+                self.entries.insert(k, PolicyAction::Deny);
+            }
+        }
         let merged = if let Some(old) = self.entries.remove(&key) {
             old.merge(action)
         } else {
@@ -296,8 +334,16 @@ impl PolicyMap {
         self.entries.insert(key, merged);
     }
 
+    /// Whether a deny entry of the same identity covers every packet `key` covers.
+    fn covering_deny(&self, key: PolicyKey) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, a)| *a == PolicyAction::Deny && k.covers_key(&key))
+    }
+
     /// Sets `key` to `action` (replacing).
     pub fn insert(&mut self, key: PolicyKey, action: PolicyAction) {
+        self.has_deny |= action == PolicyAction::Deny;
         if self.entries.insert(key, action).is_none() {
             self.count_length(key, 1);
         }

@@ -426,3 +426,52 @@ fn regression_cidr_zero_with_except_does_not_select_the_except() {
         PolicyVerdict::Allowed { .. }
     ));
 }
+
+/// A learned IP behind its /32 FQDN entry keeps the CIDR rules that name its range: a deny
+/// must not be lost to the more specific allow, nor a `toCIDR` allow to the FQDN identity.
+#[test]
+fn cidr_rules_still_select_learned_ips_inside_their_range() {
+    let yaml = format!(
+        "{HEAD}  egress:\n    - toFQDNs: [{{matchName: github.com}}]\n      toPorts: [{{ports: [{{port: \"443\", protocol: TCP}}]}}]\n    - toCIDR: [198.51.100.0/24]\n  egressDeny:\n    - toCIDR: [140.82.112.0/24]\n"
+    );
+    let mut c = Compiler::new(&inline(&yaml), &cluster()).unwrap();
+    c.update_ip(ip("140.82.112.3"), names(&["github.com"]))
+        .unwrap();
+    assert!(matches!(
+        judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
+        PolicyVerdict::Dropped {
+            reason: DropReason::PolicyDeny,
+            ..
+        }
+    ));
+    c.update_ip(ip("140.82.113.3"), names(&["github.com"]))
+        .unwrap();
+    assert!(matches!(
+        judge(&c, 1, "140.82.113.3", PROTO_TCP, 443),
+        PolicyVerdict::Allowed { .. }
+    ));
+    c.update_ip(ip("198.51.100.9"), names(&["github.com"]))
+        .unwrap();
+    assert!(matches!(
+        judge(&c, 1, "198.51.100.9", PROTO_TCP, 80),
+        PolicyVerdict::Allowed {
+            match_type: MatchType::L3Only,
+            ..
+        }
+    ));
+    // When the IP leaves, a /32 that is itself a policy prefix goes back to its CIDR identity.
+    let yaml = format!(
+        "{HEAD}  egress:\n    - toFQDNs: [{{matchName: github.com}}]\n    - toCIDR: [192.0.2.7/32]\n"
+    );
+    let mut c = Compiler::new(&inline(&yaml), &cluster()).unwrap();
+    let cidr_identity = c.identity_of(ip("192.0.2.7"));
+    c.update_ip(ip("192.0.2.7"), names(&["github.com"]))
+        .unwrap();
+    assert_ne!(c.identity_of(ip("192.0.2.7")), cidr_identity);
+    let deltas = c.update_ip(ip("192.0.2.7"), BTreeSet::new()).unwrap();
+    assert!(deltas.contains(&Delta::IpcacheUpsert {
+        prefix: Prefix::host(ip("192.0.2.7")),
+        identity: cidr_identity
+    }));
+    assert_eq!(c.identity_of(ip("192.0.2.7")), cidr_identity);
+}
