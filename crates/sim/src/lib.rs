@@ -13,7 +13,8 @@
 //! `apply` and `delete` (the agents recompile, keep their caches, and the datapath receives
 //! the difference), `restart-agent` (caches restored as after a Cilium restart) and
 //! `update-zone`. Every event is kept as text (`hubble observe` style) and as Hubble's JSON.
-//! Not yet: the property tests of the two-phase flow.
+//! Property tests of the two-phase flow (soundness, completeness, hold, deny wins,
+//! determinism) live in `tests/two_phase.rs`.
 #![forbid(unsafe_code)]
 
 pub mod lint;
