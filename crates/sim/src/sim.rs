@@ -36,8 +36,8 @@ use crate::scenario::{
     Step, ZoneRecord,
 };
 
-/// A caching DNS server's answers: (name, type) -> (expiry, wire response).
-type CachedAnswers = BTreeMap<(String, u16), (Timestamp, Vec<u8>)>;
+/// A caching DNS server's answers: (name, type) -> (stored at, expiry, wire response).
+type CachedAnswers = BTreeMap<(String, u16), (Timestamp, Timestamp, Vec<u8>)>;
 
 /// A pod in the simulation.
 #[derive(Clone, Debug)]
@@ -1273,12 +1273,11 @@ impl Simulation {
                 chain.push(server);
                 let key = (qname.to_owned(), u16::from(qtype));
                 let now = self.now;
-                if let Some((expiry, wire)) = self.dns_caches.get(&server).and_then(|c| c.get(&key))
+                if let Some((stored, expiry, wire)) =
+                    self.dns_caches.get(&server).and_then(|c| c.get(&key))
                     && now < *expiry
                 {
-                    let mut wire = wire.clone();
-                    wire[..2].copy_from_slice(&id.to_be_bytes());
-                    return wire;
+                    return cached_answer(wire, id, now.saturating_duration_since(*stored));
                 }
                 let upstream = upstream.and_then(|u| {
                     let (ns, name) = u.split_once('/')?;
@@ -1304,7 +1303,7 @@ impl Simulation {
                     .map_or(0, |o| o.ttl);
                 self.dns_caches.entry(server).or_default().insert(
                     key,
-                    (now + Duration::from_secs(u64::from(ttl)), wire.clone()),
+                    (now, now + Duration::from_secs(u64::from(ttl)), wire.clone()),
                 );
                 wire
             }
@@ -1550,6 +1549,20 @@ fn unreachable_event(packet: &Packet, now: Timestamp) -> FlowEvent {
         policy_key: None,
         dns: None,
     }
+}
+
+/// A cached answer served again: the client's ID, and every TTL lowered by the time the
+/// answer spent in the cache (as a caching resolver answers with the remaining TTL).
+fn cached_answer(wire: &[u8], id: u16, age: Duration) -> Vec<u8> {
+    let Ok(mut message) = fqdnpath_cache::hickory_proto::op::Message::from_vec(wire) else {
+        return wire.to_vec();
+    };
+    message.metadata.id = id;
+    let age = u32::try_from(age.as_secs()).unwrap_or(u32::MAX);
+    for record in &mut message.answers {
+        record.ttl = record.ttl.saturating_sub(age);
+    }
+    message.to_vec().unwrap_or_else(|_| wire.to_vec())
 }
 
 fn query_wire(id: u16, qname: &str, qtype: RecordType) -> Vec<u8> {

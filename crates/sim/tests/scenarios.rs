@@ -228,3 +228,25 @@ fn explain_names_the_cache_entries_identity_and_rule() {
     assert!(text.contains("translated to 10.0.1.249:53"), "{text}");
     assert!(text.contains("verdict: DROPPED (POLICY_DENIED)"), "{text}");
 }
+
+#[test]
+fn a_node_local_cache_answers_with_the_remaining_ttl() {
+    let mut yaml = std::fs::read_to_string(example("nodelocal-lrp-fixed.yaml")).unwrap();
+    let steps = yaml.find("steps:").unwrap();
+    yaml.truncate(steps);
+    yaml.push_str("steps:\n  - resolve: {pod: default/dns-client, name: github.com}\n  - advance: 20s\n  - resolve: {pod: default/dns-client, name: github.com}\n");
+    let mut scenario = Scenario::from_str("ttl.yaml", &yaml).unwrap();
+    scenario.base = example("");
+    let report = Simulation::new(scenario)
+        .unwrap()
+        .with_json(true)
+        .run()
+        .unwrap();
+    let ttls: Vec<u64> = report
+        .lines
+        .iter()
+        .filter(|l| l.json["flow"]["Type"] == "L7")
+        .map(|l| l.json["flow"]["l7"]["dns"]["ttl"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ttls, [60, 40]);
+}
