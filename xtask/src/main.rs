@@ -1,8 +1,10 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `test`: installs what a fresh machine lacks (system packages, as root, through apt), then
-//!   checks formatting, runs clippy with warnings as errors, and runs every test of the
-//!   workspace. `.ci/run` calls exactly this.
+//!   checks formatting, runs clippy with warnings as errors, runs every test of the workspace,
+//!   and smoke-runs every fuzz target for a few seconds (`FQDNPATH_FUZZ_SECONDS`, default 10).
+//!   `.ci/run` calls exactly this.
+//! - `fuzz [SECONDS]`: only the fuzz smoke run (longer runs: `cargo +nightly fuzz run`).
 //! - `deps`: only the installation step.
 //! - `bench`: `cargo bench` over the whole suite.
 
@@ -18,9 +20,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => deps().and_then(|()| test(&args[1..])),
         Some("deps") => deps(),
+        Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10)),
         Some("bench") => run("cargo", &["bench"]),
         _ => {
-            eprintln!("usage: cargo xtask <test|deps|bench>");
+            eprintln!("usage: cargo xtask <test|deps|fuzz [SECONDS]|bench>");
             return ExitCode::from(2);
         }
     };
@@ -95,5 +98,57 @@ fn test(extra: &[String]) -> Result<(), String> {
     )?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    run("cargo", &args)
+    run("cargo", &args)?;
+    let seconds = env::var("FQDNPATH_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    fuzz(seconds)
+}
+
+/// The fuzz targets (`fuzz/fuzz_targets/*.rs`), each with a seed corpus in `fuzz/corpus/`.
+const FUZZ_TARGETS: &[&str] = &["observe", "selectors", "manifest", "scenario"];
+
+/// Runs every fuzz target for `seconds` from a copy of its seed corpus, so the checkout
+/// stays clean. A crash fails the run (its input lands in fuzz/artifacts/).
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let works = |args: &[&str]| {
+        Command::new("cargo")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !works(&["+nightly", "--version"]) {
+        return Err("the fuzz smoke run needs the nightly toolchain (`cargo +nightly`), which cargo-fuzz requires".into());
+    }
+    if !works(&["fuzz", "--version"]) {
+        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    let root = env::current_dir().map_err(|e| e.to_string())?;
+    let fuzz_dir = root.join("fuzz");
+    for target in FUZZ_TARGETS {
+        let corpus = env::temp_dir().join(format!("fqdnpath-fuzz-{target}-{}", std::process::id()));
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        if let Ok(seeds) = std::fs::read_dir(fuzz_dir.join("corpus").join(target)) {
+            for seed in seeds.flatten() {
+                let _ = std::fs::copy(seed.path(), corpus.join(seed.file_name()));
+            }
+        }
+        eprintln!("xtask: $ cargo +nightly fuzz run -O {target} (for {seconds} s)");
+        let status = Command::new("cargo")
+            .current_dir(&fuzz_dir)
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .args(["--", &format!("-max_total_time={seconds}"), "-seed=1"])
+            .status()
+            .map_err(|e| format!("could not start cargo fuzz: {e}"))?;
+        let _ = std::fs::remove_dir_all(&corpus);
+        if !status.success() {
+            return Err(format!(
+                "fuzz target {target} failed ({status}); the input is in fuzz/artifacts/{target}/"
+            ));
+        }
+        eprintln!("xtask: fuzz target {target}: no crash in {seconds} s");
+    }
+    Ok(())
 }

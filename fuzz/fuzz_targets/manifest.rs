@@ -1,0 +1,21 @@
+//! Manifest loading from arbitrary text: a typed error or warnings, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(loaded) = fqdnpath_policy::load_str("fuzz.yaml", text)
+    {
+        // Whatever loads also compiles (no endpoints: the policies alone).
+        let policies: Vec<_> = loaded
+            .manifests
+            .into_iter()
+            .filter_map(|m| match m.value {
+                fqdnpath_policy::Manifest::NetworkPolicy(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let _ = fqdnpath_policy::compile::Compiler::new(&policies, &[]);
+    }
+});
