@@ -39,6 +39,9 @@ use crate::scenario::{
 /// A caching DNS server's answers: (name, type) -> (stored at, expiry, wire response).
 type CachedAnswers = BTreeMap<(String, u16), (Timestamp, Timestamp, Vec<u8>)>;
 
+/// The longest virtual time a scenario may span: 366 days.
+pub const MAX_SCENARIO_TIME: Duration = Duration::from_secs(366 * 86_400);
+
 /// A pod in the simulation.
 #[derive(Clone, Debug)]
 struct SimPod {
@@ -700,12 +703,29 @@ impl Simulation {
         let steps = self.scenario.steps.clone();
         for (i, step) in steps.iter().enumerate().take(count) {
             if let Some(at) = step.at {
+                self.check_horizon(&format!("steps[{i}].at"), Timestamp::ZERO + at.0)?;
                 self.advance_to(Timestamp::ZERO + at.0);
             }
             let observed = self.step(i, step)?;
             if let Some(expect) = &step.expect {
                 self.check(i, expect, &observed);
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses to move the clock past [`MAX_SCENARIO_TIME`]: every minute of virtual time runs
+    /// the GC jobs, so a typo such as `advance: 100000h` would otherwise run for hours.
+    fn check_horizon(&self, path: &str, to: Timestamp) -> Result<(), ScenarioError> {
+        if to > Timestamp::ZERO + MAX_SCENARIO_TIME {
+            return Err(invalid(
+                &self.scenario,
+                path.to_owned(),
+                format!(
+                    "this would take the scenario past {} days of virtual time, the most it simulates",
+                    MAX_SCENARIO_TIME.as_secs() / 86_400
+                ),
+            ));
         }
         Ok(())
     }
@@ -841,9 +861,14 @@ impl Simulation {
         Ok(out)
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one arm per step kind, each checking its inputs"
+    )]
     fn step(&mut self, i: usize, step: &Step) -> Result<Observed, ScenarioError> {
         let path = format!("steps[{i}]");
         if let Some(d) = step.advance {
+            self.check_horizon(&format!("{path}.advance"), self.now + d.0)?;
             self.advance_to(self.now + d.0);
             return Ok(Observed::default());
         }

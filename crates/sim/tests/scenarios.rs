@@ -250,3 +250,13 @@ fn a_node_local_cache_answers_with_the_remaining_ttl() {
         .collect();
     assert_eq!(ttls, [60, 40]);
 }
+
+#[test]
+fn scenarios_stop_at_a_year_of_virtual_time() {
+    let yaml = "apiVersion: fqdnpath/v1\nkind: Scenario\nname: t\ncluster:\n  nodes: [n1]\nsteps:\n  - advance: 8000h\n  - advance: 900h\n";
+    let err = Simulation::new(Scenario::from_str("t.yaml", yaml).unwrap())
+        .unwrap()
+        .run()
+        .unwrap_err();
+    assert!(err.to_string().contains("steps[1].advance"), "{err}");
+}
