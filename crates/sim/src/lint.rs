@@ -173,15 +173,20 @@ fn backend_selects(lrp: &LocalRedirectPolicy, namespace: &str, labels: &Labels) 
         .matches(labels)
 }
 
+/// The key path of a policy's `s`-th rule: `spec`, then `specs[i]`.
+fn spec_path(p: &NetworkPolicy, s: usize) -> String {
+    match (p.spec.is_some(), s) {
+        (true, 0) => "spec".to_owned(),
+        (true, n) => format!("specs[{}]", n - 1),
+        (false, n) => format!("specs[{n}]"),
+    }
+}
+
 /// The key paths of every `toFQDNs` rule of a policy, with the spec it belongs to.
 fn fqdn_rules(p: &NetworkPolicy) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     for (s, spec) in p.rules().enumerate() {
-        let base = if p.spec.is_some() && s == 0 {
-            "spec".to_owned()
-        } else {
-            format!("specs[{}]", s - usize::from(p.spec.is_some()))
-        };
+        let base = spec_path(p, s);
         for (i, r) in spec.egress.iter().enumerate() {
             if !r.to_fqdns.is_empty() {
                 out.push((format!("{base}.egress[{i}].toFQDNs"), s));
@@ -274,11 +279,7 @@ fn lint_lrp_dns(
                 p.metadata.namespace.as_deref()
             };
             for (s, spec) in p.rules().enumerate() {
-                let base = if p.spec.is_some() && s == 0 {
-                    "spec".to_owned()
-                } else {
-                    format!("specs[{}]", s - usize::from(p.spec.is_some()))
-                };
+                let base = spec_path(p, s);
                 for (i, r) in spec.egress.iter().enumerate() {
                     let dns_rule = r.to_ports.iter().any(|pr| {
                         pr.rules.as_ref().and_then(|l| l.dns.as_ref()).is_some()
@@ -385,11 +386,7 @@ fn lint_fqdns_without_proxy(
 /// `selector-never-matches`.
 fn lint_selectors(m: &Located<Manifest>, p: &NetworkPolicy, findings: &mut Vec<Finding>) {
     for (s, spec) in p.rules().enumerate() {
-        let base = if p.spec.is_some() && s == 0 {
-            "spec".to_owned()
-        } else {
-            format!("specs[{}]", s - usize::from(p.spec.is_some()))
-        };
+        let base = spec_path(p, s);
         for (i, r) in spec.egress.iter().enumerate() {
             for (k, f) in r.to_fqdns.iter().enumerate() {
                 let (field, value) = match (&f.match_name, &f.match_pattern) {
