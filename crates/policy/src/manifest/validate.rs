@@ -165,7 +165,8 @@ fn peers(
     Ok(())
 }
 
-fn egress(path: &str, rule: &EgressRule, host_policy: bool) -> Result<(), Failure> {
+/// The peer checks `egress` and `egressDeny` share: one kind of L3 peer, and each valid.
+fn egress_peers(path: &str, rule: &EgressRule) -> Result<(), Failure> {
     single_l3(path, &egress_l3(rule))?;
     peers(
         path,
@@ -173,7 +174,11 @@ fn egress(path: &str, rule: &EgressRule, host_policy: bool) -> Result<(), Failur
         ("toCIDR", &rule.to_cidr),
         ("toCIDRSet", &rule.to_cidr_set),
         ("toEntities", &rule.to_entities),
-    )?;
+    )
+}
+
+fn egress(path: &str, rule: &EgressRule, host_policy: bool) -> Result<(), Failure> {
+    egress_peers(path, rule)?;
     for (i, p) in rule.to_ports.iter().enumerate() {
         let at = format!("{path}.toPorts[{i}]");
         if let Some(rules) = &p.rules {
@@ -214,14 +219,7 @@ fn egress_deny(path: &str, rule: &EgressRule) -> Result<(), Failure> {
             "toFQDNs is not allowed in egressDeny (Cilium's EgressDenyRule has no such field)",
         );
     }
-    single_l3(path, &egress_l3(rule))?;
-    peers(
-        path,
-        ("toEndpoints", &rule.to_endpoints),
-        ("toCIDR", &rule.to_cidr),
-        ("toCIDRSet", &rule.to_cidr_set),
-        ("toEntities", &rule.to_entities),
-    )?;
+    egress_peers(path, rule)?;
     if !rule.icmps.is_empty() && !rule.to_ports.is_empty() {
         return fail(
             format!("{path}.icmps"),
