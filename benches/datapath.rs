@@ -17,19 +17,11 @@ use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::lpm::LpmTable;
 use fqdnpath::datapath::{Datapath, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
 use fqdnpath::policy::compile::{Compiler, Endpoint};
+use fqdnpath::policy::load_str;
 use fqdnpath::policy::manifest::NetworkPolicy;
-use fqdnpath::policy::{Manifest, load_str};
 
 fn policies(yaml: &str) -> Vec<NetworkPolicy> {
-    load_str("bench.yaml", yaml)
-        .unwrap()
-        .manifests
-        .into_iter()
-        .filter_map(|m| match m.value {
-            Manifest::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect()
+    load_str("bench.yaml", yaml).unwrap().network_policies()
 }
 
 const CLIENT_POLICY: &str = r#"
@@ -68,12 +60,7 @@ fn learned_ip(i: u32, v6: bool) -> IpAddr {
 fn datapath(n: u32, v6: bool) -> ReferenceDatapath {
     let mut compiler = Compiler::new(&policies(CLIENT_POLICY), &[client()]).unwrap();
     let mut dp = ReferenceDatapath::default();
-    for (id, ips, identity) in compiler.endpoints() {
-        for addr in ips {
-            dp.set_endpoint(id, *addr, identity).unwrap();
-        }
-    }
-    dp.apply(&compiler.full_deltas()).unwrap();
+    dp.program(&compiler, &|_| true).unwrap();
     for i in 0..n {
         let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
         let deltas = compiler

@@ -8,14 +8,7 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(loaded) = fqdnpath_policy::load_str("fuzz.yaml", text)
     {
         // Whatever loads also compiles (no endpoints: the policies alone).
-        let policies: Vec<_> = loaded
-            .manifests
-            .into_iter()
-            .filter_map(|m| match m.value {
-                fqdnpath_policy::Manifest::NetworkPolicy(p) => Some(p),
-                _ => None,
-            })
-            .collect();
+        let policies = loaded.network_policies();
         let _ = fqdnpath_policy::compile::Compiler::new(&policies, &[]);
     }
 });

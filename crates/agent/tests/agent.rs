@@ -10,8 +10,8 @@ use fqdnpath_cache::hickory_proto::rr::{Name, RecordType};
 use fqdnpath_cache::wire::ResponseBuilder;
 use fqdnpath_cache::{EndpointId, Timestamp};
 use fqdnpath_policy::compile::{Delta, Endpoint, Prefix};
+use fqdnpath_policy::load_str;
 use fqdnpath_policy::policymap::{DnsAllow, FqdnSelectorKey};
-use fqdnpath_policy::{Manifest, load_str};
 
 const POLICY: &str = r#"
 apiVersion: cilium.io/v2
@@ -31,15 +31,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn agent(config: AgentConfig) -> Agent {
-    let policies: Vec<_> = load_str("p.yaml", POLICY)
-        .unwrap()
-        .manifests
-        .into_iter()
-        .filter_map(|m| match m.value {
-            Manifest::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let policies: Vec<_> = load_str("p.yaml", POLICY).unwrap().network_policies();
     let endpoints = vec![Endpoint {
         id: 1,
         namespace: "default".into(),

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use foldhash::fast::FixedState;
 use fqdnpath_cache::Timestamp;
-use fqdnpath_policy::compile::{Delta, EndpointId, Prefix};
+use fqdnpath_policy::compile::{Compiler, Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
     DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap, PolicyVerdict,
@@ -216,6 +216,23 @@ pub trait Datapath {
 
     /// How full the maps are.
     fn capacity(&self) -> Capacity;
+
+    /// Programs everything `compiler` holds: the endpoints for which `local` is true (their
+    /// source-address entries), then the ipcache and the policy maps.
+    fn program(
+        &mut self,
+        compiler: &Compiler,
+        local: &dyn Fn(EndpointId) -> bool,
+    ) -> Result<(), DatapathError> {
+        for (id, ips, identity) in compiler.endpoints() {
+            if local(id) {
+                for addr in ips {
+                    self.set_endpoint(id, *addr, identity)?;
+                }
+            }
+        }
+        self.apply(&compiler.full_deltas())
+    }
 }
 
 /// The reference datapath, in memory.

@@ -12,8 +12,8 @@ use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::{Datapath, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_names::FqdnSelector;
 use fqdnpath_policy::compile::{Compiler, Endpoint};
+use fqdnpath_policy::load_str;
 use fqdnpath_policy::policymap::{DropReason, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
-use fqdnpath_policy::{Manifest, load_str};
 use proptest::prelude::*;
 
 const APPS: &[&str] = &["a", "b", "c"];
@@ -483,7 +483,7 @@ proptest! {
         let world = World { policies: policies.clone(), pods: pods.clone(), fqdn: fqdn.clone() };
         let text = yaml(&policies);
         let loaded = load_str("gen.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-        let manifests: Vec<_> = loaded.manifests.into_iter().filter_map(|m| match m.value { Manifest::NetworkPolicy(p) => Some(p), _ => None }).collect();
+        let manifests = loaded.network_policies();
         let endpoints: Vec<Endpoint> = pods.iter().enumerate().map(|(i, (app, ns))| Endpoint {
             id: u16::try_from(i + 1).unwrap(),
             namespace: NAMESPACES[*ns].into(),
@@ -493,12 +493,7 @@ proptest! {
         }).collect();
         let mut compiler = Compiler::new(&manifests, &endpoints).unwrap();
         let mut dp = ReferenceDatapath::default();
-        for (id, ips, identity) in compiler.endpoints() {
-            for addr in ips {
-                dp.set_endpoint(id, *addr, identity).unwrap();
-            }
-        }
-        dp.apply(&compiler.full_deltas()).unwrap();
+        dp.program(&compiler, &|_| true).unwrap();
         // The DNS state arrives afterwards, as deltas, as it does at run time.
         for (ip, names) in &fqdn {
             let names: BTreeSet<Fqdn> = names.iter().map(|n| Fqdn::new(NAMES[*n])).collect();

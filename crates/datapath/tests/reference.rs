@@ -11,8 +11,8 @@ use fqdnpath_datapath::{
 };
 use fqdnpath_policy::compile::{Compiler, Delta, Endpoint};
 use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::load_str;
 use fqdnpath_policy::policymap::{DnsAllow, DropReason, MatchType};
-use fqdnpath_policy::{Manifest, load_str};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -35,15 +35,7 @@ spec:
 "#;
 
 fn setup(sizes: MapSizes) -> (Compiler, ReferenceDatapath) {
-    let policies: Vec<_> = load_str("p.yaml", POLICY)
-        .unwrap()
-        .manifests
-        .into_iter()
-        .filter_map(|m| match m.value {
-            Manifest::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let policies: Vec<_> = load_str("p.yaml", POLICY).unwrap().network_policies();
     let labels = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
     let endpoints = vec![
         Endpoint {
@@ -63,12 +55,8 @@ fn setup(sizes: MapSizes) -> (Compiler, ReferenceDatapath) {
     ];
     let compiler = Compiler::new(&policies, &endpoints).unwrap();
     let mut datapath = ReferenceDatapath::new(sizes);
-    for (id, ips, identity) in compiler.endpoints() {
-        for addr in ips {
-            datapath.set_endpoint(id, *addr, identity).unwrap();
-        }
-    }
-    let _ = datapath.apply(&compiler.full_deltas());
+    // Small map sizes make this fail on purpose in the full-map test: it then fails closed.
+    let _ = datapath.program(&compiler, &|_| true);
     (compiler, datapath)
 }
 

@@ -118,10 +118,7 @@ fn table(with_lrp: bool, pods: &[(&str, &str, &str, &str, &str, u16)]) -> Servic
 fn compiler(policy: &str) -> Compiler {
     let policies: Vec<_> = manifests(policy)
         .into_iter()
-        .filter_map(|m| match m {
-            Manifest::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
+        .filter_map(Manifest::into_network_policy)
         .collect();
     let endpoints: Vec<Endpoint> = PODS
         .iter()

@@ -176,6 +176,16 @@ pub(crate) enum LabelPattern {
     Glob(Glob),
 }
 
+impl LabelPattern {
+    /// The label as a trie edge: its text, and whether it is a glob.
+    pub(crate) fn edge(&self) -> (&str, bool) {
+        match self {
+            Self::Literal(text) => (text, false),
+            Self::Glob(glob) => (&glob.text, true),
+        }
+    }
+}
+
 /// A label with `*` wildcards, each standing for zero or more of `[-a-zA-Z0-9_]`.
 ///
 /// `parts` are the literal pieces between the stars, so `a*b*c` is `["a", "b", "c"]` and `*` is

@@ -638,10 +638,7 @@ impl Trie {
     }
 
     fn child_or_insert(&mut self, parent: u32, label: &LabelPattern) -> u32 {
-        let (text, glob) = match label {
-            LabelPattern::Literal(text) => (&**text, false),
-            LabelPattern::Glob(glob) => (&*glob.text, true),
-        };
+        let (text, glob) = label.edge();
         if let Some(child) = self.find_edge(parent, text, glob) {
             return child;
         }
@@ -690,10 +687,7 @@ impl Trie {
         let mut path = Vec::with_capacity(labels.len() + 1);
         path.push(ROOT);
         for label in labels.iter().rev() {
-            let (text, glob) = match label {
-                LabelPattern::Literal(text) => (&**text, false),
-                LabelPattern::Glob(glob) => (&*glob.text, true),
-            };
+            let (text, glob) = label.edge();
             match self.find_edge(*path.last().unwrap_or(&ROOT), text, glob) {
                 Some(child) => path.push(child),
                 None => return,
@@ -715,10 +709,7 @@ impl Trie {
             if self.nodes[child as usize].refs > 0 {
                 break;
             }
-            let (text, glob) = match label {
-                LabelPattern::Literal(text) => (&**text, false),
-                LabelPattern::Glob(glob) => (&*glob.text, true),
-            };
+            let (text, glob) = label.edge();
             let hash = edge_hash(self.label_hash(text), parent);
             if let Ok(entry) = self.edges.find_entry(hash, |e| {
                 e.parent == parent && e.glob == glob && *e.label == *text.as_bytes()

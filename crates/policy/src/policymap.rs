@@ -294,11 +294,16 @@ impl PolicyMap {
         }
         let len = key.lpm_prefix_len();
         let count = self.length_counts.entry(len).or_default();
+        let was_used = *count > 0;
         *count = count.saturating_add_signed(delta);
-        if *count == 0 {
+        let used = *count > 0;
+        if !used {
             self.length_counts.remove(&len);
         }
-        self.lengths = self.length_counts.keys().rev().copied().collect();
+        // The lookup's list of lengths changes only when a length appears or disappears.
+        if was_used != used {
+            self.lengths = self.length_counts.keys().rev().copied().collect();
+        }
     }
 
     /// Adds `action` at `key`, merged with what the key already holds.

@@ -74,10 +74,7 @@ fn policies(file: &str) -> Vec<NetworkPolicy> {
 fn policies_of(manifests: impl IntoIterator<Item = Manifest>) -> Vec<NetworkPolicy> {
     manifests
         .into_iter()
-        .filter_map(|m| match m {
-            Manifest::NetworkPolicy(p) => Some(p),
-            _ => None,
-        })
+        .filter_map(Manifest::into_network_policy)
         .collect()
 }
 

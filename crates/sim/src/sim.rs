@@ -19,7 +19,6 @@ use std::time::Duration;
 use fqdnpath_agent::{Agent, AgentConfig, QueryDecision, RejectCode, hold};
 use fqdnpath_cache::hickory_proto::op::ResponseCode;
 use fqdnpath_cache::hickory_proto::rr::RecordType;
-use fqdnpath_cache::observe::rcode_name;
 use fqdnpath_cache::wire::ResponseBuilder;
 use fqdnpath_cache::{DNS_GC_INTERVAL, EndpointId, FqdnConfig, Timestamp, observe};
 use fqdnpath_datapath::conntrack::TcpFlags;
@@ -442,12 +441,15 @@ impl Simulation {
             let agent = Agent::new(config, &self.policies, &endpoints)
                 .map_err(|e| invalid(&self.scenario, "manifests".into(), e.to_string()))?;
             let mut datapath = ReferenceDatapath::default();
-            for p in self.pods.iter().filter(|p| &p.node == node) {
-                if let Some(identity) = agent.compiler().endpoint_identity(p.endpoint) {
-                    let _ = datapath.set_endpoint(p.endpoint, p.ip, identity);
-                }
-            }
-            let _ = datapath.apply(&agent.compiler().full_deltas());
+            let local: BTreeSet<u16> = self
+                .pods
+                .iter()
+                .filter(|p| &p.node == node)
+                .map(|p| p.endpoint)
+                .collect();
+            datapath
+                .program(agent.compiler(), &|id| local.contains(&id))
+                .map_err(|e| invalid(&self.scenario, "cluster".into(), e.to_string()))?;
             self.nodes.insert(
                 node.clone(),
                 NodeState {
@@ -1624,9 +1626,4 @@ fn check_record(scenario: &Scenario, path: &str, r: &ZoneRecord) -> Result<(), S
             format!("{value:?} is not a valid {kind} value"),
         ))
     }
-}
-
-/// The response code name of an rcode (re-exported for the CLI).
-pub fn rcode_text(rcode: ResponseCode) -> String {
-    rcode_name(rcode)
 }

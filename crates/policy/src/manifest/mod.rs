@@ -87,6 +87,14 @@ impl Manifest {
         }
     }
 
+    /// The policy, if this is a `CiliumNetworkPolicy` or `CiliumClusterwideNetworkPolicy`.
+    pub fn into_network_policy(self) -> Option<NetworkPolicy> {
+        match self {
+            Self::NetworkPolicy(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The resource's name.
     pub fn name(&self) -> &str {
         match self {
@@ -130,6 +138,16 @@ pub struct Loaded {
     pub manifests: Vec<Located<Manifest>>,
     /// Unknown fields and other findings that do not stop loading.
     pub warnings: Vec<Warning>,
+}
+
+impl Loaded {
+    /// The network policies among the resources, in file order.
+    pub fn network_policies(self) -> Vec<NetworkPolicy> {
+        self.manifests
+            .into_iter()
+            .filter_map(|m| m.value.into_network_policy())
+            .collect()
+    }
 }
 
 /// Why a file could not be loaded.
