@@ -14,8 +14,15 @@
 #define FQDNPATH_VERDICT_DROPPED 2
 #define FQDNPATH_VERDICT_REDIRECTED 3
 
-/* Drop reasons, numbered as Cilium's. */
+/* Drop reasons, numbered as Cilium's (Hubble's DropReason). */
+#define FQDNPATH_DROP_INVALID_SOURCE_IP 132
 #define FQDNPATH_DROP_POLICY_DENIED 133
+#define FQDNPATH_DROP_INVALID 134 /* INVALID_PACKET_DROPPED */
+#define FQDNPATH_DROP_CT_INVALID_HDR 135 /* CT_TRUNCATED_OR_INVALID_HEADER */
+#define FQDNPATH_DROP_UNKNOWN_L3 139 /* UNSUPPORTED_L3_PROTOCOL */
+#define FQDNPATH_DROP_CT_MAP_INSERTION_FAILED 155
+#define FQDNPATH_DROP_INVALID_EXTHDR 156 /* INVALID_IPV6_EXTENSION_HEADER */
+#define FQDNPATH_DROP_FRAG_NOSUPPORT 157 /* IP_FRAGMENTATION_NOT_SUPPORTED */
 #define FQDNPATH_DROP_POLICY_DENY 181
 
 /* Policy match types, numbered as Cilium's. */
@@ -32,6 +39,39 @@
 
 /* Policy value flags. */
 #define FQDNPATH_POLICY_DENY 0x1
+
+/* Endpoint value flags. */
+#define FQDNPATH_ENDPOINT_FAIL_CLOSED 0x1 /* a policy change for it did not fit */
+
+/* State flags (struct fqdnpath_state). */
+#define FQDNPATH_STATE_FAIL_CLOSED 0x1 /* an ipcache change did not fit: drop all egress */
+#define FQDNPATH_STATE_VIRTUAL_CLOCK 0x2 /* use now_ns instead of bpf_ktime_get_ns() */
+#define FQDNPATH_STATE_INGRESS_SEEN 0x4 /* a peer opened a flow towards an endpoint */
+
+/* Conntrack value flags. */
+#define FQDNPATH_CT_INGRESS 0x1 /* the peer opened the flow */
+#define FQDNPATH_CT_CLOSING 0x2 /* a FIN or RST was seen */
+#define FQDNPATH_CT_ESTABLISHED 0x4 /* a reply was seen */
+
+/* Conntrack lifetimes (Cilium's bpf-ct-timeout-regular-*), nanoseconds. */
+#define FQDNPATH_CT_TCP_ESTABLISHED_NS (21600ULL * 1000000000ULL)
+#define FQDNPATH_CT_TCP_SYN_NS (60ULL * 1000000000ULL)
+#define FQDNPATH_CT_TCP_CLOSE_NS (10ULL * 1000000000ULL)
+#define FQDNPATH_CT_ANY_NS (60ULL * 1000000000ULL)
+
+/* Per-CPU counters (index into the counters array). */
+#define FQDNPATH_COUNTER_FORWARDED 0
+#define FQDNPATH_COUNTER_REDIRECTED 1
+#define FQDNPATH_COUNTER_DROPPED 2
+#define FQDNPATH_COUNTER_EVENTS_LOST 3
+#define FQDNPATH_COUNTER_MAX 4
+
+/* skb->mark of a packet redirected to the DNS proxy: Cilium's MARK_MAGIC_TO_PROXY, with the
+ * proxy port (host order) in the upper 16 bits. */
+#define FQDNPATH_MARK_MAGIC_TO_PROXY 0x0200
+
+/* policy_prefix_len of a flow event whose verdict no policy entry decided. */
+#define FQDNPATH_NO_POLICY_KEY 0xff
 
 /* Bits of the policy key data that are always fixed: endpoint, direction, pad, identity. */
 #define FQDNPATH_POLICY_FIXED_BITS 64
@@ -86,9 +126,16 @@ struct fqdnpath_endpoint_key {
 };
 
 struct fqdnpath_endpoint_value {
-	__u16 endpoint_id;
-	__u16 pad;
+	__u16 endpoint_id; /* 1..65535 */
+	__u16 flags; /* FQDNPATH_ENDPOINT_* */
 	__u32 identity;
+};
+
+/* Global state, the single entry of an array map. */
+struct fqdnpath_state {
+	__u64 now_ns; /* the clock under FQDNPATH_STATE_VIRTUAL_CLOCK */
+	__u32 flags; /* FQDNPATH_STATE_* */
+	__u32 pad;
 };
 
 /* Connection tracking, keyed by the egress direction's tuple. */
@@ -106,7 +153,7 @@ struct fqdnpath_ct_value {
 	__u64 expires_ns;
 	__u32 remote_identity;
 	__u16 endpoint_id;
-	__u8 flags;
+	__u8 flags; /* FQDNPATH_CT_* */
 	__u8 pad;
 };
 
@@ -117,16 +164,19 @@ struct fqdnpath_flow_event {
 	__u8 daddr[16];
 	__u32 src_identity;
 	__u32 dst_identity;
-	__u16 endpoint_id;
+	__u16 endpoint_id; /* 0: the source is no endpoint */
 	__be16 sport;
 	__be16 dport;
 	__u8 protocol;
-	__u8 family;
+	__u8 family; /* 4, 6, or 0 when no IP header was parsed */
 	__u8 verdict;
 	__u8 drop_reason;
 	__u8 match_type;
 	__u8 is_reply;
-	__u32 pad;
+	__u8 egress; /* 1: egress, 0: ingress */
+	__u8 policy_prefix_len; /* the deciding key's lpm_prefix_length, or NO_POLICY_KEY */
+	__u8 policy_specific; /* the deciding key is the remote identity's (not identity 0) */
+	__u8 tcp_flags; /* the TCP header's flags byte */
 };
 
 _Static_assert(sizeof(struct fqdnpath_ipcache_key4) == 8, "ipcache_key4 size");
@@ -139,11 +189,13 @@ _Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, dport) == 13, "pol
 _Static_assert(sizeof(struct fqdnpath_policy_value) == 8, "policy_value size");
 _Static_assert(sizeof(struct fqdnpath_endpoint_key) == 20, "endpoint_key size");
 _Static_assert(sizeof(struct fqdnpath_endpoint_value) == 8, "endpoint_value size");
+_Static_assert(sizeof(struct fqdnpath_state) == 16, "state size");
 _Static_assert(sizeof(struct fqdnpath_ct_key) == 40, "ct_key size");
 _Static_assert(__builtin_offsetof(struct fqdnpath_ct_key, sport) == 32, "ct_key sport");
 _Static_assert(sizeof(struct fqdnpath_ct_value) == 16, "ct_value size");
 _Static_assert(sizeof(struct fqdnpath_flow_event) == 64, "flow_event size");
 _Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, src_identity) == 40, "flow_event src_identity");
 _Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, verdict) == 56, "flow_event verdict");
+_Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, egress) == 60, "flow_event egress");
 
 #endif /* FQDNPATH_ABI_H */

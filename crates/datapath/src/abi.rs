@@ -18,6 +18,41 @@ pub const POLICY_FULL_PREFIX: u32 = 88;
 pub const POLICY_FLAG_DENY: u8 = 0x1;
 /// The proxy port the DNS redirect entries carry (the DNS proxy's listening port).
 pub const DNS_PROXY_PORT: u16 = 10_053;
+/// `FQDNPATH_ENDPOINT_FAIL_CLOSED`: a policy change for the endpoint did not fit.
+pub const ENDPOINT_FLAG_FAIL_CLOSED: u16 = 0x1;
+/// `FQDNPATH_STATE_FAIL_CLOSED`: an ipcache change did not fit; all egress is dropped.
+pub const STATE_FAIL_CLOSED: u32 = 0x1;
+/// `FQDNPATH_STATE_VIRTUAL_CLOCK`: the program reads `now_ns` instead of the kernel's clock.
+pub const STATE_VIRTUAL_CLOCK: u32 = 0x2;
+/// `FQDNPATH_STATE_INGRESS_SEEN`: a peer opened a flow towards an endpoint.
+pub const STATE_INGRESS_SEEN: u32 = 0x4;
+/// `FQDNPATH_CT_INGRESS`: the peer opened the flow.
+pub const CT_FLAG_INGRESS: u8 = 0x1;
+/// `FQDNPATH_CT_CLOSING`: a FIN or RST was seen.
+pub const CT_FLAG_CLOSING: u8 = 0x2;
+/// `FQDNPATH_CT_ESTABLISHED`: a reply was seen.
+pub const CT_FLAG_ESTABLISHED: u8 = 0x4;
+/// `FQDNPATH_COUNTER_FORWARDED`.
+pub const COUNTER_FORWARDED: u32 = 0;
+/// `FQDNPATH_COUNTER_REDIRECTED`.
+pub const COUNTER_REDIRECTED: u32 = 1;
+/// `FQDNPATH_COUNTER_DROPPED`.
+pub const COUNTER_DROPPED: u32 = 2;
+/// `FQDNPATH_COUNTER_EVENTS_LOST`: flow events the ring buffer had no room for.
+pub const COUNTER_EVENTS_LOST: u32 = 3;
+/// `FQDNPATH_COUNTER_MAX`.
+pub const COUNTER_MAX: u32 = 4;
+/// `FQDNPATH_MARK_MAGIC_TO_PROXY`: `skb->mark` of a packet redirected to the DNS proxy, with
+/// the proxy port in the upper 16 bits (Cilium's `MARK_MAGIC_TO_PROXY`).
+pub const MARK_MAGIC_TO_PROXY: u32 = 0x0200;
+/// `FQDNPATH_NO_POLICY_KEY`.
+pub const NO_POLICY_KEY: u8 = 0xff;
+/// `FQDNPATH_VERDICT_FORWARDED`.
+pub const VERDICT_FORWARDED: u8 = 1;
+/// `FQDNPATH_VERDICT_DROPPED`.
+pub const VERDICT_DROPPED: u8 = 2;
+/// `FQDNPATH_VERDICT_REDIRECTED`.
+pub const VERDICT_REDIRECTED: u8 = 3;
 
 /// `struct fqdnpath_ipcache_key4`.
 #[repr(C)]
@@ -101,12 +136,24 @@ pub struct EndpointKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EndpointValue {
-    /// The endpoint ID.
+    /// The endpoint ID (1..=65535).
     pub endpoint_id: u16,
-    /// Zero.
-    pub pad: u16,
+    /// `ENDPOINT_FLAG_*`.
+    pub flags: u16,
     /// Its identity.
     pub identity: u32,
+}
+
+/// `struct fqdnpath_state`: the single entry of the state array map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct State {
+    /// The clock the program reads under [`STATE_VIRTUAL_CLOCK`], nanoseconds.
+    pub now_ns: u64,
+    /// `STATE_*`.
+    pub flags: u32,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct fqdnpath_ct_key`.
@@ -139,7 +186,7 @@ pub struct CtValue {
     pub remote_identity: u32,
     /// The endpoint that opened it.
     pub endpoint_id: u16,
-    /// Reserved.
+    /// `CT_FLAG_*`.
     pub flags: u8,
     /// Zero.
     pub pad: u8,
@@ -171,14 +218,20 @@ pub struct FlowEventAbi {
     pub family: u8,
     /// 1 forwarded, 2 dropped, 3 redirected.
     pub verdict: u8,
-    /// 133, 181, or 0.
+    /// A Cilium drop reason, or 0.
     pub drop_reason: u8,
-    /// Cilium's policy match type.
+    /// Cilium's policy match type, or 0.
     pub match_type: u8,
     /// 1 for a reply.
     pub is_reply: u8,
-    /// Zero.
-    pub pad: u32,
+    /// 1 egress, 0 ingress.
+    pub egress: u8,
+    /// The deciding policy key's `lpm_prefix_length`, or [`NO_POLICY_KEY`].
+    pub policy_prefix_len: u8,
+    /// 1 if the deciding key is the remote identity's own (not identity 0).
+    pub policy_specific: u8,
+    /// The TCP header's flags byte.
+    pub tcp_flags: u8,
 }
 
 const _: () = {
@@ -192,12 +245,14 @@ const _: () = {
     assert!(size_of::<PolicyValueAbi>() == 8);
     assert!(size_of::<EndpointKey>() == 20);
     assert!(size_of::<EndpointValue>() == 8);
+    assert!(size_of::<State>() == 16);
     assert!(size_of::<CtKey>() == 40);
     assert!(offset_of!(CtKey, sport) == 32);
     assert!(size_of::<CtValue>() == 16);
     assert!(size_of::<FlowEventAbi>() == 64);
     assert!(offset_of!(FlowEventAbi, src_identity) == 40);
     assert!(offset_of!(FlowEventAbi, verdict) == 56);
+    assert!(offset_of!(FlowEventAbi, egress) == 60);
 };
 
 /// Every ABI type with its size and field offsets, for the cross-check against the C header.
@@ -248,8 +303,9 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
         out,
         "fqdnpath_endpoint_value",
         EndpointValue,
-        [endpoint_id, pad, identity]
+        [endpoint_id, flags, identity]
     );
+    fields!(out, "fqdnpath_state", State, [now_ns, flags, pad]);
     fields!(
         out,
         "fqdnpath_ct_key",
@@ -281,7 +337,10 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
             drop_reason,
             match_type,
             is_reply,
-            pad
+            egress,
+            policy_prefix_len,
+            policy_specific,
+            tcp_flags
         ]
     );
     out
@@ -345,5 +404,321 @@ impl PolicyValueAbi {
             lpm_prefix_length: key.lpm_prefix_len(),
             precedence: action.precedence(),
         }
+    }
+}
+
+/// Writes integers and byte arrays into a fixed buffer in native byte order: the memory image
+/// of a `#[repr(C)]` struct whose padding is explicit.
+struct Image<const N: usize> {
+    bytes: [u8; N],
+    at: usize,
+}
+
+impl<const N: usize> Image<N> {
+    fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            at: 0,
+        }
+    }
+
+    fn put(mut self, field: &[u8]) -> Self {
+        self.bytes[self.at..self.at + field.len()].copy_from_slice(field);
+        self.at += field.len();
+        self
+    }
+
+    fn done(self) -> [u8; N] {
+        debug_assert_eq!(self.at, N, "every byte of the image written");
+        self.bytes
+    }
+}
+
+/// Reads what [`Image`] writes.
+struct Fields<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    fn take<const M: usize>(&mut self) -> [u8; M] {
+        let mut out = [0u8; M];
+        out.copy_from_slice(&self.bytes[self.at..self.at + M]);
+        self.at += M;
+        out
+    }
+
+    fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_ne_bytes(self.take())
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_ne_bytes(self.take())
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_ne_bytes(self.take())
+    }
+}
+
+impl IpcacheValue {
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 8] {
+        Image::new()
+            .put(&self.identity.to_ne_bytes())
+            .put(&self.flags.to_ne_bytes())
+            .done()
+    }
+
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            identity: f.u32(),
+            flags: f.u32(),
+        }
+    }
+}
+
+impl PolicyKeyAbi {
+    /// The key's data bytes (everything after `prefixlen`), as an LPM trie key holds them.
+    pub fn data(&self) -> [u8; 12] {
+        Image::new()
+            .put(&self.endpoint_id.to_ne_bytes())
+            .put(&[self.egress, self.pad0])
+            .put(&self.identity.to_ne_bytes())
+            .put(&[self.protocol])
+            .put(&self.dport)
+            .put(&[self.pad1])
+            .done()
+    }
+
+    /// From a prefix length and the data bytes.
+    pub fn from_data(prefixlen: u32, data: &[u8; 12]) -> Self {
+        let mut f = Fields::new(data);
+        Self {
+            prefixlen,
+            endpoint_id: f.u16(),
+            egress: f.u8(),
+            pad0: f.u8(),
+            identity: f.u32(),
+            protocol: f.u8(),
+            dport: f.take(),
+            pad1: f.u8(),
+        }
+    }
+
+    /// The policy key this map key stands for (the port masked to the prefix).
+    pub fn to_key(&self) -> PolicyKey {
+        let lpm = self.prefixlen.saturating_sub(POLICY_FIXED_BITS);
+        if lpm == 0 {
+            return PolicyKey::l3(Identity(self.identity));
+        }
+        let bits = u8::try_from(lpm.saturating_sub(8).min(16)).unwrap_or(16);
+        let mask = u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0);
+        PolicyKey {
+            identity: Identity(self.identity),
+            proto: self.protocol,
+            port: u16::from_be_bytes(self.dport) & mask,
+            port_prefix_len: bits,
+        }
+    }
+}
+
+impl PolicyValueAbi {
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 8] {
+        Image::new()
+            .put(&self.proxy_port.to_ne_bytes())
+            .put(&[self.flags, self.lpm_prefix_length])
+            .put(&self.precedence.to_ne_bytes())
+            .done()
+    }
+
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            proxy_port: f.u16(),
+            flags: f.u8(),
+            lpm_prefix_length: f.u8(),
+            precedence: f.u32(),
+        }
+    }
+}
+
+impl EndpointKey {
+    /// The key of an endpoint address.
+    pub fn new(addr: IpAddr) -> Self {
+        let (addr, family) = addr_bytes(addr);
+        Self {
+            addr,
+            family,
+            pad: [0; 3],
+        }
+    }
+
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 20] {
+        Image::new()
+            .put(&self.addr)
+            .put(&[self.family])
+            .put(&self.pad)
+            .done()
+    }
+}
+
+impl EndpointValue {
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 8] {
+        Image::new()
+            .put(&self.endpoint_id.to_ne_bytes())
+            .put(&self.flags.to_ne_bytes())
+            .put(&self.identity.to_ne_bytes())
+            .done()
+    }
+
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            endpoint_id: f.u16(),
+            flags: f.u16(),
+            identity: f.u32(),
+        }
+    }
+}
+
+impl State {
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        Image::new()
+            .put(&self.now_ns.to_ne_bytes())
+            .put(&self.flags.to_ne_bytes())
+            .put(&self.pad.to_ne_bytes())
+            .done()
+    }
+
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            now_ns: f.u64(),
+            flags: f.u32(),
+            pad: f.u32(),
+        }
+    }
+}
+
+impl CtKey {
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 40]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            saddr: f.take(),
+            daddr: f.take(),
+            sport: f.u16(),
+            dport: f.u16(),
+            protocol: f.u8(),
+            family: f.u8(),
+            pad: f.u16(),
+        }
+    }
+
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 40] {
+        Image::new()
+            .put(&self.saddr)
+            .put(&self.daddr)
+            .put(&self.sport.to_ne_bytes())
+            .put(&self.dport.to_ne_bytes())
+            .put(&[self.protocol, self.family])
+            .put(&self.pad.to_ne_bytes())
+            .done()
+    }
+
+    /// The source address.
+    pub fn src(&self) -> IpAddr {
+        ip_from(self.family, &self.saddr)
+    }
+
+    /// The destination address.
+    pub fn dst(&self) -> IpAddr {
+        ip_from(self.family, &self.daddr)
+    }
+}
+
+impl CtValue {
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            expires_ns: f.u64(),
+            remote_identity: f.u32(),
+            endpoint_id: f.u16(),
+            flags: f.u8(),
+            pad: f.u8(),
+        }
+    }
+}
+
+impl FlowEventAbi {
+    /// The size of an event in the ring buffer.
+    pub const SIZE: usize = 64;
+
+    /// From a ring-buffer record; `None` if it is not the size of an event.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::SIZE {
+            return None;
+        }
+        let mut f = Fields::new(bytes);
+        Some(Self {
+            ts_ns: f.u64(),
+            saddr: f.take(),
+            daddr: f.take(),
+            src_identity: f.u32(),
+            dst_identity: f.u32(),
+            endpoint_id: f.u16(),
+            sport: f.u16(),
+            dport: f.u16(),
+            protocol: f.u8(),
+            family: f.u8(),
+            verdict: f.u8(),
+            drop_reason: f.u8(),
+            match_type: f.u8(),
+            is_reply: f.u8(),
+            egress: f.u8(),
+            policy_prefix_len: f.u8(),
+            policy_specific: f.u8(),
+            tcp_flags: f.u8(),
+        })
+    }
+
+    /// The source address (unspecified IPv4 if no IP header was parsed).
+    pub fn src(&self) -> IpAddr {
+        ip_from(self.family, &self.saddr)
+    }
+
+    /// The destination address.
+    pub fn dst(&self) -> IpAddr {
+        ip_from(self.family, &self.daddr)
+    }
+}
+
+/// The address a family byte and 16 address bytes stand for (family 4: the first 4 bytes;
+/// anything but 6 reads as IPv4).
+pub fn ip_from(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    if family == 6 {
+        IpAddr::V6((*bytes).into())
+    } else {
+        IpAddr::V4([bytes[0], bytes[1], bytes[2], bytes[3]].into())
     }
 }

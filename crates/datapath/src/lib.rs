@@ -3,6 +3,8 @@
 //!
 //! - [`abi`]: `#[repr(C)]` twins of `ebpf/include/fqdnpath_abi.h` (ipcache, policy, endpoint,
 //!   conntrack keys and values, flow events), with size and offset assertions.
+//! - [`frame`]: the parser of Ethernet frames (the model of the eBPF program's), and a builder
+//!   of test frames.
 //! - [`lpm`]: longest-prefix match with a BPF-like capacity, IPv4 and IPv6 apart.
 //! - [`conntrack`]: connection tracking with Cilium's lifetimes, and the GC that tells the DNS
 //!   cache which destinations still carry connections.
@@ -17,6 +19,7 @@
 
 pub mod abi;
 pub mod conntrack;
+pub mod frame;
 pub mod lpm;
 pub mod reference;
 pub mod service;

@@ -29,6 +29,7 @@ use fqdnpath_policy::policymap::{
 use hashbrown::HashMap;
 
 use crate::conntrack::{Conntrack, Direction, TcpFlags, Tuple};
+use crate::frame::{Parsed, parse_frame};
 use crate::lpm::{LpmError, LpmTable};
 
 /// A packet, as far as policy cares.
@@ -217,6 +218,30 @@ pub trait Datapath {
     /// How full the maps are.
     fn capacity(&self) -> Capacity;
 
+    /// Judges an egress frame as it arrives on the wire: parsed as [`parse_frame`] says, then
+    /// judged as [`Datapath::egress`]. `None`: an ARP frame, passed without a verdict.
+    fn egress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
+        match parse_frame(frame) {
+            Parsed::Ip(packet) => Some(self.egress(&packet, now)),
+            Parsed::Arp => None,
+            Parsed::Invalid { reason, partial } => {
+                Some(invalid_frame_event(&partial, reason, true, now))
+            }
+        }
+    }
+
+    /// Lets an ingress frame in as [`Datapath::ingress`], after the same parsing as
+    /// [`Datapath::egress_frame`] (a frame that does not parse is dropped in both directions).
+    fn ingress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
+        match parse_frame(frame) {
+            Parsed::Ip(packet) => Some(self.ingress(&packet, now)),
+            Parsed::Arp => None,
+            Parsed::Invalid { reason, partial } => {
+                Some(invalid_frame_event(&partial, reason, false, now))
+            }
+        }
+    }
+
     /// Programs everything `compiler` holds: the endpoints for which `local` is true (their
     /// source-address entries), then the ipcache and the policy maps.
     fn program(
@@ -232,6 +257,29 @@ pub trait Datapath {
             }
         }
         self.apply(&compiler.full_deltas())
+    }
+}
+
+/// The event of a frame dropped by the parser: no endpoint, no identities.
+pub fn invalid_frame_event(
+    partial: &Packet,
+    reason: DropReason,
+    egress: bool,
+    now: Timestamp,
+) -> FlowEvent {
+    FlowEvent {
+        time: now,
+        verdict: Verdict::Dropped,
+        drop_reason: Some(reason),
+        egress,
+        endpoint: None,
+        packet: *partial,
+        src_identity: Identity::ANY,
+        dst_identity: Identity::ANY,
+        is_reply: false,
+        match_type: None,
+        policy_key: None,
+        dns: None,
     }
 }
 
@@ -458,9 +506,13 @@ impl Datapath for ReferenceDatapath {
                     packet.flags,
                     now,
                 ) {
-                    // Untrackable: its replies could not pass. Fail closed.
+                    // Untrackable: its replies could not pass. Fail closed, with Cilium's
+                    // reason.
                     event.verdict = Verdict::Dropped;
-                    event.drop_reason = Some(DropReason::PolicyDenied);
+                    event.drop_reason = Some(DropReason::CtMapInsertionFailed);
+                    event.match_type = None;
+                    event.policy_key = None;
+                    event.dns = None;
                 }
             }
         }

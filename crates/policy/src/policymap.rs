@@ -205,7 +205,7 @@ pub enum MatchType {
     ProtoOnly = 6,
 }
 
-/// Why a packet was dropped by policy.
+/// Why a packet was dropped, numbered as Cilium's drop reasons (Hubble's `DropReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
@@ -213,18 +213,60 @@ pub enum DropReason {
     InvalidSourceIp = 132,
     /// `POLICY_DENIED` (133): no entry allows it.
     PolicyDenied = 133,
+    /// `INVALID_PACKET_DROPPED` (134): a malformed IP header.
+    InvalidPacket = 134,
+    /// `CT_TRUNCATED_OR_INVALID_HEADER` (135): the transport header is cut short.
+    CtTruncatedOrInvalidHeader = 135,
+    /// `UNSUPPORTED_L3_PROTOCOL` (139): neither IPv4, IPv6 nor ARP.
+    UnsupportedL3Protocol = 139,
+    /// `CT_MAP_INSERTION_FAILED` (155): the flow could not be tracked.
+    CtMapInsertionFailed = 155,
+    /// `INVALID_IPV6_EXTENSION_HEADER` (156): no next header, or more extension headers than
+    /// the datapath walks.
+    InvalidIpv6ExtensionHeader = 156,
+    /// `IP_FRAGMENTATION_NOT_SUPPORTED` (157): a fragment without the transport header.
+    IpFragmentationNotSupported = 157,
     /// `POLICY_DENY` (181): a deny entry matched.
     PolicyDeny = 181,
 }
 
 impl DropReason {
+    /// Every reason, by code.
+    pub const ALL: [Self; 9] = [
+        Self::InvalidSourceIp,
+        Self::PolicyDenied,
+        Self::InvalidPacket,
+        Self::CtTruncatedOrInvalidHeader,
+        Self::UnsupportedL3Protocol,
+        Self::CtMapInsertionFailed,
+        Self::InvalidIpv6ExtensionHeader,
+        Self::IpFragmentationNotSupported,
+        Self::PolicyDeny,
+    ];
+
     /// Hubble's `drop_reason_desc`.
     pub fn desc(self) -> &'static str {
         match self {
             Self::InvalidSourceIp => "INVALID_SOURCE_IP",
             Self::PolicyDenied => "POLICY_DENIED",
+            Self::InvalidPacket => "INVALID_PACKET_DROPPED",
+            Self::CtTruncatedOrInvalidHeader => "CT_TRUNCATED_OR_INVALID_HEADER",
+            Self::UnsupportedL3Protocol => "UNSUPPORTED_L3_PROTOCOL",
+            Self::CtMapInsertionFailed => "CT_MAP_INSERTION_FAILED",
+            Self::InvalidIpv6ExtensionHeader => "INVALID_IPV6_EXTENSION_HEADER",
+            Self::IpFragmentationNotSupported => "IP_FRAGMENTATION_NOT_SUPPORTED",
             Self::PolicyDeny => "POLICY_DENY",
         }
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason with this code, if it is one of these.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
     }
 }
 
