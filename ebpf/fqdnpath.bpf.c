@@ -275,12 +275,12 @@ static __always_inline __u32 ipcache_identity(__u8 family, const __u8 *addr)
 	struct fqdnpath_ipcache_value *value;
 
 	if (family == 4) {
-		struct fqdnpath_ipcache_key4 key = { .prefixlen = 32 };
+		struct fqdnpath_ipcache_key4 key = {.prefixlen = 32};
 
 		__builtin_memcpy(key.addr, addr, 4);
 		value = bpf_map_lookup_elem(&fqdn_ipcache4, &key);
 	} else {
-		struct fqdnpath_ipcache_key6 key = { .prefixlen = 128 };
+		struct fqdnpath_ipcache_key6 key = {.prefixlen = 128};
 
 		__builtin_memcpy(key.addr, addr, 16);
 		value = bpf_map_lookup_elem(&fqdn_ipcache6, &key);
@@ -290,7 +290,7 @@ static __always_inline __u32 ipcache_identity(__u8 family, const __u8 *addr)
 
 static __always_inline struct fqdnpath_endpoint_value *endpoint(__u8 family, const __u8 *addr)
 {
-	struct fqdnpath_endpoint_key key = { .family = family };
+	struct fqdnpath_endpoint_key key = {.family = family};
 
 	__builtin_memcpy(key.addr, addr, 16);
 	return bpf_map_lookup_elem(&fqdn_endpoints, &key);
@@ -307,8 +307,9 @@ static __always_inline __u64 ct_lifetime(__u8 protocol, __u8 flags)
 	return FQDNPATH_CT_TCP_SYN_NS;
 }
 
-static __always_inline void ct_key(struct fqdnpath_ct_key *key, const struct fqdnpath_flow_event *ev,
-				   const struct packet *pkt, int reversed)
+static __always_inline void ct_key(struct fqdnpath_ct_key *key,
+				   const struct fqdnpath_flow_event *ev, const struct packet *pkt,
+				   int reversed)
 {
 	if (reversed) {
 		__builtin_memcpy(key->saddr, ev->daddr, 16);
@@ -327,9 +328,9 @@ static __always_inline void ct_key(struct fqdnpath_ct_key *key, const struct fqd
 
 static __always_inline __u8 closing_flag(const struct packet *pkt)
 {
-	return (pkt->protocol == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))) ?
-		       FQDNPATH_CT_CLOSING :
-		       0;
+	return (pkt->protocol == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
+		       ? FQDNPATH_CT_CLOSING
+		       : 0;
 }
 
 /* A reply packet of the flow at key: renews it. Returns 1 if the flow exists and is live. */
@@ -389,7 +390,7 @@ static __always_inline struct policy_hit policy_lookup(__u16 endpoint_id, __u32 
 		.identity = identity,
 		.protocol = pkt->protocol,
 	};
-	struct policy_hit hit = { 0 };
+	struct policy_hit hit = {0};
 	struct fqdnpath_policy_value *l3 = 0, *l4;
 
 	__builtin_memcpy(key.dport, &pkt->dport, 2);
@@ -424,10 +425,10 @@ static __always_inline struct policy_hit policy_lookup(__u16 endpoint_id, __u32 
 static __always_inline __u8 match_type(__u8 specific, __u8 len)
 {
 	if (specific)
-		return len > 8 ? FQDNPATH_MATCH_L3_L4 :
-				 (len > 0 ? FQDNPATH_MATCH_L3_PROTO : FQDNPATH_MATCH_L3_ONLY);
-	return len == 0 ? FQDNPATH_MATCH_ALL :
-			  (len <= 8 ? FQDNPATH_MATCH_PROTO_ONLY : FQDNPATH_MATCH_L4_ONLY);
+		return len > 8 ? FQDNPATH_MATCH_L3_L4
+			       : (len > 0 ? FQDNPATH_MATCH_L3_PROTO : FQDNPATH_MATCH_L3_ONLY);
+	return len == 0 ? FQDNPATH_MATCH_ALL
+			: (len <= 8 ? FQDNPATH_MATCH_PROTO_ONLY : FQDNPATH_MATCH_L4_ONLY);
 }
 
 static __always_inline int finish(struct fqdnpath_flow_event *ev, const struct packet *pkt)
@@ -452,7 +453,8 @@ static __always_inline int finish(struct fqdnpath_flow_event *ev, const struct p
 	return ev->verdict == FQDNPATH_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-static __always_inline int drop(struct fqdnpath_flow_event *ev, const struct packet *pkt, __u8 reason)
+static __always_inline int drop(struct fqdnpath_flow_event *ev, const struct packet *pkt,
+				__u8 reason)
 {
 	ev->verdict = FQDNPATH_VERDICT_DROPPED;
 	ev->drop_reason = reason;
@@ -467,9 +469,9 @@ int fqdnpath_egress(struct __sk_buff *skb)
 		.egress = 1,
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
-	struct packet pkt = { 0 };
+	struct packet pkt = {0};
 	struct fqdnpath_endpoint_value *ep;
-	struct fqdnpath_ct_key key = { 0 };
+	struct fqdnpath_ct_key key = {0};
 	struct policy_hit hit;
 	__u32 remote;
 	__u64 now;
@@ -541,9 +543,9 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 		.egress = 0,
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
-	struct packet pkt = { 0 };
+	struct packet pkt = {0};
 	struct fqdnpath_endpoint_value *ep;
-	struct fqdnpath_ct_key key = { 0 };
+	struct fqdnpath_ct_key key = {0};
 	__u32 remote;
 	__u64 now;
 	int ret;
@@ -582,7 +584,7 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 SEC("classifier")
 int fqdnpath_bare(struct __sk_buff *skb)
 {
-	struct fqdnpath_ipcache_key4 key = { .prefixlen = 32 };
+	struct fqdnpath_ipcache_key4 key = {.prefixlen = 32};
 	struct fqdnpath_ipcache_value *value;
 	__u32 identity = FQDNPATH_IDENTITY_WORLD;
 	__u32 *hit;

@@ -17,9 +17,9 @@
 /* Drop reasons, numbered as Cilium's (Hubble's DropReason). */
 #define FQDNPATH_DROP_INVALID_SOURCE_IP 132
 #define FQDNPATH_DROP_POLICY_DENIED 133
-#define FQDNPATH_DROP_INVALID 134 /* INVALID_PACKET_DROPPED */
+#define FQDNPATH_DROP_INVALID 134	 /* INVALID_PACKET_DROPPED */
 #define FQDNPATH_DROP_CT_INVALID_HDR 135 /* CT_TRUNCATED_OR_INVALID_HEADER */
-#define FQDNPATH_DROP_UNKNOWN_L3 139 /* UNSUPPORTED_L3_PROTOCOL */
+#define FQDNPATH_DROP_UNKNOWN_L3 139	 /* UNSUPPORTED_L3_PROTOCOL */
 #define FQDNPATH_DROP_CT_MAP_INSERTION_FAILED 155
 #define FQDNPATH_DROP_INVALID_EXTHDR 156 /* INVALID_IPV6_EXTENSION_HEADER */
 #define FQDNPATH_DROP_FRAG_NOSUPPORT 157 /* IP_FRAGMENTATION_NOT_SUPPORTED */
@@ -44,13 +44,13 @@
 #define FQDNPATH_ENDPOINT_FAIL_CLOSED 0x1 /* a policy change for it did not fit */
 
 /* State flags (struct fqdnpath_state). */
-#define FQDNPATH_STATE_FAIL_CLOSED 0x1 /* an ipcache change did not fit: drop all egress */
+#define FQDNPATH_STATE_FAIL_CLOSED 0x1	 /* an ipcache change did not fit: drop all egress */
 #define FQDNPATH_STATE_VIRTUAL_CLOCK 0x2 /* use now_ns instead of bpf_ktime_get_ns() */
-#define FQDNPATH_STATE_INGRESS_SEEN 0x4 /* a peer opened a flow towards an endpoint */
+#define FQDNPATH_STATE_INGRESS_SEEN 0x4	 /* a peer opened a flow towards an endpoint */
 
 /* Conntrack value flags. */
-#define FQDNPATH_CT_INGRESS 0x1 /* the peer opened the flow */
-#define FQDNPATH_CT_CLOSING 0x2 /* a FIN or RST was seen */
+#define FQDNPATH_CT_INGRESS 0x1	    /* the peer opened the flow */
+#define FQDNPATH_CT_CLOSING 0x2	    /* a FIN or RST was seen */
 #define FQDNPATH_CT_ESTABLISHED 0x4 /* a reply was seen */
 
 /* Conntrack lifetimes (Cilium's bpf-ct-timeout-regular-*), nanoseconds. */
@@ -112,10 +112,10 @@ struct fqdnpath_policy_key {
 };
 
 struct fqdnpath_policy_value {
-	__be16 proxy_port; /* non-zero: redirect to the DNS proxy */
-	__u8 flags; /* FQDNPATH_POLICY_DENY */
+	__be16 proxy_port;	/* non-zero: redirect to the DNS proxy */
+	__u8 flags;		/* FQDNPATH_POLICY_DENY */
 	__u8 lpm_prefix_length; /* protocol and port bits the key fixes, 0..24 */
-	__u32 precedence; /* deny: 0xffffffff; redirect 2; allow 1 */
+	__u32 precedence;	/* deny: 0xffffffff; redirect 2; allow 1 */
 };
 
 /* Source endpoints by address (family 4 or 6; IPv4 in the first 4 bytes). */
@@ -127,14 +127,14 @@ struct fqdnpath_endpoint_key {
 
 struct fqdnpath_endpoint_value {
 	__u16 endpoint_id; /* 1..65535 */
-	__u16 flags; /* FQDNPATH_ENDPOINT_* */
+	__u16 flags;	   /* FQDNPATH_ENDPOINT_* */
 	__u32 identity;
 };
 
 /* Global state, the single entry of an array map. */
 struct fqdnpath_state {
 	__u64 now_ns; /* the clock under FQDNPATH_STATE_VIRTUAL_CLOCK */
-	__u32 flags; /* FQDNPATH_STATE_* */
+	__u32 flags;  /* FQDNPATH_STATE_* */
 	__u32 pad;
 };
 
@@ -173,18 +173,20 @@ struct fqdnpath_flow_event {
 	__u8 drop_reason;
 	__u8 match_type;
 	__u8 is_reply;
-	__u8 egress; /* 1: egress, 0: ingress */
+	__u8 egress;		/* 1: egress, 0: ingress */
 	__u8 policy_prefix_len; /* the deciding key's lpm_prefix_length, or NO_POLICY_KEY */
-	__u8 policy_specific; /* the deciding key is the remote identity's (not identity 0) */
-	__u8 tcp_flags; /* the TCP header's flags byte */
+	__u8 policy_specific;	/* the deciding key is the remote identity's (not identity 0) */
+	__u8 tcp_flags;		/* the TCP header's flags byte */
 };
 
 _Static_assert(sizeof(struct fqdnpath_ipcache_key4) == 8, "ipcache_key4 size");
 _Static_assert(sizeof(struct fqdnpath_ipcache_key6) == 20, "ipcache_key6 size");
 _Static_assert(sizeof(struct fqdnpath_ipcache_value) == 8, "ipcache_value size");
 _Static_assert(sizeof(struct fqdnpath_policy_key) == 16, "policy_key size");
-_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, identity) == 8, "policy_key identity");
-_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, protocol) == 12, "policy_key protocol");
+_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, identity) == 8,
+	       "policy_key identity");
+_Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, protocol) == 12,
+	       "policy_key protocol");
 _Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, dport) == 13, "policy_key dport");
 _Static_assert(sizeof(struct fqdnpath_policy_value) == 8, "policy_value size");
 _Static_assert(sizeof(struct fqdnpath_endpoint_key) == 20, "endpoint_key size");
@@ -194,7 +196,8 @@ _Static_assert(sizeof(struct fqdnpath_ct_key) == 40, "ct_key size");
 _Static_assert(__builtin_offsetof(struct fqdnpath_ct_key, sport) == 32, "ct_key sport");
 _Static_assert(sizeof(struct fqdnpath_ct_value) == 16, "ct_value size");
 _Static_assert(sizeof(struct fqdnpath_flow_event) == 64, "flow_event size");
-_Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, src_identity) == 40, "flow_event src_identity");
+_Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, src_identity) == 40,
+	       "flow_event src_identity");
 _Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, verdict) == 56, "flow_event verdict");
 _Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, egress) == 60, "flow_event egress");
 

@@ -12,10 +12,12 @@ use std::env;
 use std::process::{Command, ExitCode};
 
 /// System packages the project needs, as (a shell test that proves it is there, its Debian
-/// package): clang compiles the eBPF program (`ebpf/`), libbpf-dev gives it `bpf_helpers.h`,
+/// package): clang compiles the eBPF program (`ebpf/`) and clang-format checks its style,
+/// libbpf-dev gives it `bpf_helpers.h`,
 /// iproute2's `ip` makes the network namespaces of the kernel tests and the demo.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("command -v clang", "clang"),
+    ("command -v clang-format", "clang-format"),
     ("test -f /usr/include/bpf/bpf_helpers.h", "libbpf-dev"),
     ("command -v ip", "iproute2"),
 ];
@@ -98,6 +100,16 @@ fn deps() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
+    // The eBPF C, in the kernel's style (ebpf/.clang-format).
+    run(
+        "clang-format",
+        &[
+            "--dry-run",
+            "--Werror",
+            "ebpf/fqdnpath.bpf.c",
+            "ebpf/include/fqdnpath_abi.h",
+        ],
+    )?;
     run(
         "cargo",
         &[

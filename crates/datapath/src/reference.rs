@@ -360,7 +360,9 @@ impl ReferenceDatapath {
         let (src_identity, dst_identity) = match (egress, endpoint) {
             (true, Some((_, id))) => (id, remote),
             (false, Some((_, id))) => (remote, id),
-            (_, None) => (Identity::ANY, remote),
+            // The remote side is the destination on egress and the source on ingress.
+            (true, None) => (Identity::ANY, remote),
+            (false, None) => (remote, Identity::ANY),
         };
         FlowEvent {
             time: now,

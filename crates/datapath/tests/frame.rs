@@ -46,10 +46,10 @@ proptest! {
     fn arbitrary_bytes_never_panic_and_ip_frames_without_ports_are_not_judged_with_ports(
         bytes in prop::collection::vec(any::<u8>(), 0..128),
     ) {
-        if let Parsed::Ip(p) = parse_frame(&bytes) {
-            if !matches!(p.proto, PROTO_TCP | PROTO_UDP | 132) {
-                prop_assert_eq!((p.sport, p.dport), (0, 0));
-            }
+        if let Parsed::Ip(p) = parse_frame(&bytes)
+            && !matches!(p.proto, PROTO_TCP | PROTO_UDP | 132)
+        {
+            prop_assert_eq!((p.sport, p.dport), (0, 0));
         }
     }
 }
