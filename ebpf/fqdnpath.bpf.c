@@ -136,6 +136,22 @@ static __always_inline void count(__u32 index)
 }
 
 /*
+ * Copies len bytes at off out of the packet: straight from the linear data when they are
+ * there (the common case, and several times cheaper), else through bpf_skb_load_bytes.
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= 512 && data + off + len <= data_end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
+/*
  * Reads the transport ports (and TCP flags) at l4_off. Protocols without ports get port 0.
  * Returns 0 or a drop reason.
  */
@@ -146,13 +162,13 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4_off, struct 
 	switch (pkt->protocol) {
 	case IPPROTO_TCP:
 		/* Ports and the flags byte. */
-		if (bpf_skb_load_bytes(skb, l4_off, l4, 14) < 0)
+		if (load(skb, l4_off, l4, 14) < 0)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
 		pkt->tcp_flags = l4[13];
 		break;
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
-		if (bpf_skb_load_bytes(skb, l4_off, l4, 4) < 0)
+		if (load(skb, l4_off, l4, 4) < 0)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
 		break;
 	default:
@@ -169,7 +185,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *pkt,
 	__u8 ip[20];
 	__u32 ihl;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
+	if (load(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
 		return FQDNPATH_DROP_INVALID;
 	ihl = (ip[0] & 0x0f) * 4;
 	if ((ip[0] >> 4) != 4 || ihl < 20)
@@ -192,7 +208,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt,
 	__u8 nexthdr;
 	int i;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
+	if (load(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
 		return FQDNPATH_DROP_INVALID;
 	if ((ip[0] >> 4) != 6)
 		return FQDNPATH_DROP_INVALID;
@@ -219,7 +235,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt,
 			pkt->protocol = nexthdr;
 			return parse_l4(skb, off, pkt);
 		}
-		if (bpf_skb_load_bytes(skb, off, opt, sizeof(opt)) < 0)
+		if (load(skb, off, opt, sizeof(opt)) < 0)
 			return FQDNPATH_DROP_INVALID;
 		if (nexthdr == NEXTHDR_FRAGMENT) {
 			/* Fragment offset (13 bits) other than 0: no transport header. */
@@ -256,7 +272,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pkt,
 {
 	__be16 proto;
 
-	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0)
+	if (load(skb, 12, &proto, sizeof(proto)) < 0)
 		return FQDNPATH_DROP_INVALID;
 	switch (proto) {
 	case bpf_htons(ETH_P_IP):
@@ -380,12 +396,12 @@ struct policy_hit {
 
 /* The endpoint's policy, as PolicyMap::lookup: the identity's own entries (a deny there wins
  * outright), then identity 0's; higher precedence, then the longer prefix, then the identity's. */
-static __always_inline struct policy_hit policy_lookup(__u16 endpoint_id, __u32 identity,
-						       const struct packet *pkt)
+static __always_inline struct policy_hit policy_lookup(const struct fqdnpath_endpoint_value *ep,
+						       __u32 identity, const struct packet *pkt)
 {
 	struct fqdnpath_policy_key key = {
 		.prefixlen = FQDNPATH_POLICY_FULL_PREFIX,
-		.endpoint_id = endpoint_id,
+		.endpoint_id = ep->endpoint_id,
 		.egress = 1,
 		.identity = identity,
 		.protocol = pkt->protocol,
@@ -401,6 +417,12 @@ static __always_inline struct policy_hit policy_lookup(__u16 endpoint_id, __u32 
 			hit.specific = 1;
 			return hit;
 		}
+	}
+	/* No identity-0 entry for this endpoint: nothing to find there. */
+	if (!(ep->flags & FQDNPATH_ENDPOINT_HAS_WILDCARD)) {
+		hit.value = l3;
+		hit.specific = 1;
+		return hit;
 	}
 	key.identity = 0;
 	l4 = bpf_map_lookup_elem(&fqdn_policy, &key);
@@ -507,7 +529,7 @@ int fqdnpath_egress(struct __sk_buff *skb)
 	if ((st->flags & FQDNPATH_STATE_FAIL_CLOSED) || (ep->flags & FQDNPATH_ENDPOINT_FAIL_CLOSED))
 		return drop(&ev, &pkt, FQDNPATH_DROP_POLICY_DENIED);
 
-	hit = policy_lookup(ep->endpoint_id, remote, &pkt);
+	hit = policy_lookup(ep, remote, &pkt);
 	if (!hit.value)
 		return drop(&ev, &pkt, FQDNPATH_DROP_POLICY_DENIED);
 	ev.policy_prefix_len = hit.value->lpm_prefix_length;

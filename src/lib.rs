@@ -24,10 +24,14 @@
 //! - [`agent`] (`fqdnpath-agent`): what one node's agent does, with no transport: the DNS
 //!   proxy's decisions (`rules.dns`, REFUSED/NXDOMAIN), learning answers into map changes,
 //!   holding answers until programmed, DNS and connection-tracking GC, restart and restore.
+//! - [`kernel`] (`fqdnpath-kernel`): the same datapath in the Linux kernel: a C eBPF program on
+//!   TC egress whose maps are written from Rust through aya; judged packets come back as the
+//!   same flow events. It needs root and clang, and says so when it cannot run.
 //! - [`sim`] (`fqdnpath-sim`): the simulator of a small cluster on a virtual clock, driven by
 //!   scenario files (the `fqdnpath run` command is `fqdnpath-cli`).
 //!
-//! Time is always an input (`now`); nothing here reads a clock.
+//! Time is always an input (`now`); no model crate reads a clock (the kernel backend reads the
+//! kernel's when it judges real traffic).
 //!
 //! ```
 //! use fqdnpath::cache::{observe, wire::ResponseBuilder, EndpointCaches, EndpointId, FqdnConfig, Timestamp};
@@ -52,6 +56,7 @@
 pub use fqdnpath_agent as agent;
 pub use fqdnpath_cache as cache;
 pub use fqdnpath_datapath as datapath;
+pub use fqdnpath_kernel as kernel;
 pub use fqdnpath_names as names;
 pub use fqdnpath_policy as policy;
 pub use fqdnpath_sim as sim;

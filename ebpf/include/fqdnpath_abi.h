@@ -41,7 +41,8 @@
 #define FQDNPATH_POLICY_DENY 0x1
 
 /* Endpoint value flags. */
-#define FQDNPATH_ENDPOINT_FAIL_CLOSED 0x1 /* a policy change for it did not fit */
+#define FQDNPATH_ENDPOINT_FAIL_CLOSED 0x1  /* a policy change for it did not fit */
+#define FQDNPATH_ENDPOINT_HAS_WILDCARD 0x2 /* its policy has identity-0 entries */
 
 /* State flags (struct fqdnpath_state). */
 #define FQDNPATH_STATE_FAIL_CLOSED 0x1	 /* an ipcache change did not fit: drop all egress */

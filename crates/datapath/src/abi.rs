@@ -20,6 +20,9 @@ pub const POLICY_FLAG_DENY: u8 = 0x1;
 pub const DNS_PROXY_PORT: u16 = 10_053;
 /// `FQDNPATH_ENDPOINT_FAIL_CLOSED`: a policy change for the endpoint did not fit.
 pub const ENDPOINT_FLAG_FAIL_CLOSED: u16 = 0x1;
+/// `FQDNPATH_ENDPOINT_HAS_WILDCARD`: the endpoint's policy has identity-0 entries (without
+/// any, the program skips that lookup).
+pub const ENDPOINT_FLAG_HAS_WILDCARD: u16 = 0x2;
 /// `FQDNPATH_STATE_FAIL_CLOSED`: an ipcache change did not fit; all egress is dropped.
 pub const STATE_FAIL_CLOSED: u32 = 0x1;
 /// `FQDNPATH_STATE_VIRTUAL_CLOCK`: the program reads `now_ns` instead of the kernel's clock.

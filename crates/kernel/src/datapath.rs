@@ -204,6 +204,8 @@ pub struct KernelDatapath {
     dns: BTreeMap<(EndpointId, PolicyKey), DnsAllow>,
     endpoint_addrs: BTreeMap<EndpointId, BTreeMap<IpAddr, Identity>>,
     failed_endpoints: BTreeSet<EndpointId>,
+    /// How many identity-0 policy keys each endpoint has.
+    wildcard_keys: BTreeMap<EndpointId, usize>,
     /// Events read from the ring buffer while looking for a test run's own.
     backlog: VecDeque<FlowEventAbi>,
     attachments: Vec<Attachment>,
@@ -303,6 +305,7 @@ impl KernelDatapath {
             dns: BTreeMap::new(),
             endpoint_addrs: BTreeMap::new(),
             failed_endpoints: BTreeSet::new(),
+            wildcard_keys: BTreeMap::new(),
             backlog: VecDeque::new(),
             attachments: Vec::new(),
         };
@@ -620,6 +623,11 @@ impl KernelDatapath {
 
     fn fail_endpoint(&mut self, endpoint: EndpointId) -> Result<(), KernelError> {
         self.failed_endpoints.insert(endpoint);
+        self.refresh_endpoint(endpoint)
+    }
+
+    /// Rewrites an endpoint's entries (their flags changed).
+    fn refresh_endpoint(&mut self, endpoint: EndpointId) -> Result<(), KernelError> {
         let addrs: Vec<(IpAddr, Identity)> = self
             .endpoint_addrs
             .get(&endpoint)
@@ -631,19 +639,47 @@ impl KernelDatapath {
         Ok(())
     }
 
+    /// Counts an identity-0 key in or out; the endpoint's flag follows (after the policy
+    /// entry is written, before it is deleted: a packet may briefly miss a new wildcard
+    /// entry and be dropped, never the reverse).
+    fn count_wildcard(
+        &mut self,
+        endpoint: EndpointId,
+        key: PolicyKey,
+        added: bool,
+    ) -> Result<(), KernelError> {
+        if key.identity != Identity::ANY {
+            return Ok(());
+        }
+        let count = self.wildcard_keys.entry(endpoint).or_default();
+        let before = *count;
+        if added {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+        }
+        if (before == 0) != (*count == 0) {
+            self.refresh_endpoint(endpoint)?;
+        }
+        Ok(())
+    }
+
     fn write_endpoint(
         &mut self,
         endpoint: EndpointId,
         addr: IpAddr,
         identity: Identity,
     ) -> Result<(), KernelError> {
+        let mut flags = 0;
+        if self.failed_endpoints.contains(&endpoint) {
+            flags |= abi::ENDPOINT_FLAG_FAIL_CLOSED;
+        }
+        if self.wildcard_keys.get(&endpoint).is_some_and(|n| *n > 0) {
+            flags |= abi::ENDPOINT_FLAG_HAS_WILDCARD;
+        }
         let value = EndpointValue {
             endpoint_id: endpoint,
-            flags: if self.failed_endpoints.contains(&endpoint) {
-                abi::ENDPOINT_FLAG_FAIL_CLOSED
-            } else {
-                0
-            },
+            flags,
             identity: identity.0,
         };
         self.endpoints
@@ -726,7 +762,9 @@ impl KernelDatapath {
                     0,
                 ) {
                     Ok(()) => {
-                        self.policy_keys.insert((*endpoint, *key));
+                        if self.policy_keys.insert((*endpoint, *key)) {
+                            self.count_wildcard(*endpoint, *key, true)?;
+                        }
                         if let PolicyAction::RedirectDns(dns) = action {
                             self.dns.insert((*endpoint, *key), dns.clone());
                         } else {
@@ -753,7 +791,9 @@ impl KernelDatapath {
                     .remove(&Key::new(map_key.prefixlen, map_key.data()))
                 {
                     Ok(()) => {
-                        self.policy_keys.remove(&(*endpoint, *key));
+                        if self.policy_keys.remove(&(*endpoint, *key)) {
+                            self.count_wildcard(*endpoint, *key, false)?;
+                        }
                         self.dns.remove(&(*endpoint, *key));
                         Ok(())
                     }
@@ -880,6 +920,7 @@ impl KernelDatapath {
         self.dns.clear();
         self.endpoint_addrs.clear();
         self.failed_endpoints.clear();
+        self.wildcard_keys.clear();
         self.drain_ring();
         self.backlog.clear();
         let flags = if self.clock == Clock::Virtual {
