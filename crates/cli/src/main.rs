@@ -3,6 +3,11 @@
 //! `--output json` (or `-o json`) stdout carries one JSON object per flow, shaped as
 //! `hubble observe -o json` prints it; the failures and the summary go to stderr.
 //!
+//! `fqdnpath run --kernel ...` runs the same scenarios with every node's datapath in the Linux
+//! kernel (the eBPF program of `fqdnpath-kernel`, judged through `BPF_PROG_TEST_RUN` on the
+//! simulator's virtual clock) instead of the reference model; it needs root and prints the
+//! same flows. Without root or the compiled program it says why and exits 2.
+//!
 //! `fqdnpath explain FILE --pod NS/NAME --to IP|NAME --port N` prints the chain behind one
 //! verdict after the scenario's steps (or the first `--after-step N` of them).
 //!
@@ -15,9 +20,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use fqdnpath_datapath::{Datapath, MapSizes};
+use fqdnpath_kernel::{Clock, KernelDatapath};
 use fqdnpath_sim::{Scenario, Simulation};
 
-const USAGE: &str = "usage: fqdnpath run [--output text|json] FILE...
+const USAGE: &str = "usage: fqdnpath run [--output text|json] [--kernel] FILE...
        fqdnpath lint FILE...
        fqdnpath explain FILE --pod NS/NAME --to IP|NAME --port PORT [--protocol TCP|UDP] [--after-step N]";
 
@@ -97,8 +104,16 @@ fn lint(files: &[String]) -> ExitCode {
     }
 }
 
+/// A node's datapath in the kernel, on the simulator's clock.
+fn kernel_datapath(_node: &str) -> Result<Box<dyn Datapath>, String> {
+    KernelDatapath::load(MapSizes::default(), Clock::Virtual)
+        .map(|d| Box::new(d) as Box<dyn Datapath>)
+        .map_err(|e| e.to_string())
+}
+
 fn run(args: &[String]) -> ExitCode {
     let mut json = false;
+    let mut kernel = false;
     let mut files = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -113,6 +128,7 @@ fn run(args: &[String]) -> ExitCode {
             },
             "--output=json" => json = true,
             "--output=text" => json = false,
+            "--kernel" => kernel = true,
             flag if flag.starts_with('-') => {
                 eprintln!("error: unknown flag {flag}\n{USAGE}");
                 return ExitCode::from(2);
@@ -125,11 +141,21 @@ fn run(args: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
+    if kernel && let Some(why) = fqdnpath_kernel::unavailable() {
+        eprintln!("error: --kernel: the kernel backend is unavailable: {why}");
+        return ExitCode::from(2);
+    }
     let mut passed = 0;
     let mut failed = 0;
     for file in files {
         let report = Scenario::load(Path::new(file))
-            .and_then(Simulation::new)
+            .and_then(|scenario| {
+                if kernel {
+                    Simulation::with_datapaths(scenario, &mut kernel_datapath)
+                } else {
+                    Simulation::new(scenario)
+                }
+            })
             .and_then(|sim| sim.with_json(json).run());
         let report = match report {
             Ok(r) => r,

@@ -206,6 +206,9 @@ pub trait Datapath {
     /// Lets a packet towards an endpoint in (replies, and flows the peer opens).
     fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent;
 
+    /// The identity the ipcache gives `addr` (longest prefix; a miss is `world`).
+    fn identity_of(&self, addr: IpAddr) -> Identity;
+
     /// Runs the conntrack GC; returns the live egress (endpoint, destination) pairs.
     fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)>;
 
@@ -536,6 +539,10 @@ impl Datapath for ReferenceDatapath {
                 .track(tuple, id, Direction::Ingress, remote, packet.flags, now);
         }
         event
+    }
+
+    fn identity_of(&self, addr: IpAddr) -> Identity {
+        ReferenceDatapath::identity_of(self, addr)
     }
 
     fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)> {

@@ -1036,6 +1036,17 @@ impl Datapath for KernelDatapath {
         })
     }
 
+    fn identity_of(&self, addr: IpAddr) -> Identity {
+        // The map's own longest-prefix lookup, as the program does it.
+        let hit = match addr {
+            IpAddr::V4(a) => self.ipcache4.get(&Key::new(32, a.octets()), 0),
+            IpAddr::V6(a) => self.ipcache6.get(&Key::new(128, a.octets()), 0),
+        };
+        hit.map_or(Identity::WORLD, |v| {
+            Identity(IpcacheValue::from_bytes(&v).identity)
+        })
+    }
+
     fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)> {
         if self.set_now(now).is_err() {
             return Vec::new();

@@ -22,4 +22,4 @@ pub mod scenario;
 pub mod sim;
 
 pub use scenario::{Scenario, ScenarioError};
-pub use sim::{Report, Simulation};
+pub use sim::{DatapathFactory, Report, Simulation};

@@ -61,7 +61,7 @@ impl SimPod {
 
 struct NodeState {
     agent: Agent,
-    datapath: ReferenceDatapath,
+    datapath: Box<dyn Datapath>,
     /// Map changes waiting for the update latency: (when they land, changes).
     pending: Vec<(Timestamp, Vec<Delta>)>,
 }
@@ -110,6 +110,9 @@ struct Observed {
     identity: Option<u32>,
     match_type: Option<MatchType>,
 }
+
+/// Makes a node's datapath, given the node's name.
+pub type DatapathFactory<'a> = dyn FnMut(&str) -> Result<Box<dyn Datapath>, String> + 'a;
 
 /// A running simulation.
 pub struct Simulation {
@@ -220,11 +223,24 @@ fn match_code(m: MatchType) -> &'static str {
 impl Simulation {
     /// Builds the cluster of `scenario`: pods and `DaemonSet` pods, services, manifests, agents
     /// and datapaths. Invalid input is a [`ScenarioError`] naming the file and key.
+    pub fn new(scenario: Scenario) -> Result<Self, ScenarioError> {
+        Self::with_datapaths(scenario, &mut |_| {
+            Ok(Box::new(ReferenceDatapath::default()))
+        })
+    }
+
+    /// Builds the cluster as [`Simulation::new`] does, with the datapath of each node made by
+    /// `factory` (given the node's name): the kernel backend, for instance, which must then
+    /// give every flow the model's verdict. A factory error is an input error about the
+    /// cluster.
     #[expect(
         clippy::too_many_lines,
         reason = "one pass over the cluster spec, in the order it is built"
     )]
-    pub fn new(scenario: Scenario) -> Result<Self, ScenarioError> {
+    pub fn with_datapaths(
+        scenario: Scenario,
+        factory: &mut DatapathFactory<'_>,
+    ) -> Result<Self, ScenarioError> {
         let mut pods = Vec::new();
         for (i, p) in scenario.cluster.pods.iter().enumerate() {
             if !scenario.cluster.nodes.contains(&p.node) {
@@ -337,7 +353,7 @@ impl Simulation {
         let (policies, lrps) = sim.load_manifests()?;
         sim.policies = policies;
         sim.lrps = lrps;
-        sim.build()?;
+        sim.build(factory)?;
         Ok(sim)
     }
 
@@ -433,14 +449,20 @@ impl Simulation {
     }
 
     /// The starting state: every node's agent compiled and its datapath programmed at t=0.
-    fn build(&mut self) -> Result<(), ScenarioError> {
+    fn build(&mut self, factory: &mut DatapathFactory<'_>) -> Result<(), ScenarioError> {
         self.rebuild_services();
         let config = self.agent_config();
         let endpoints = self.endpoints();
         for node in &self.scenario.cluster.nodes {
             let agent = Agent::new(config, &self.policies, &endpoints)
                 .map_err(|e| invalid(&self.scenario, "manifests".into(), e.to_string()))?;
-            let mut datapath = ReferenceDatapath::default();
+            let mut datapath = factory(node).map_err(|e| {
+                invalid(
+                    &self.scenario,
+                    "cluster.nodes".into(),
+                    format!("datapath for {node}: {e}"),
+                )
+            })?;
             let local: BTreeSet<u16> = self
                 .pods
                 .iter()
@@ -489,7 +511,7 @@ impl Simulation {
                 .filter(|p| &p.node == name)
                 .map(|p| p.endpoint)
                 .collect();
-            let deltas = difference(&node.datapath, agent.compiler(), &local);
+            let deltas = difference(node.datapath.as_ref(), agent.compiler(), &local);
             node.agent = agent;
             node.pending.push((now + latency, deltas));
         }
@@ -1449,7 +1471,7 @@ impl Simulation {
 
 /// The changes that turn what `datapath` holds for the `local` endpoints into what `compiler`
 /// compiled.
-fn difference(datapath: &ReferenceDatapath, compiler: &Compiler, local: &[u16]) -> Vec<Delta> {
+fn difference(datapath: &dyn Datapath, compiler: &Compiler, local: &[u16]) -> Vec<Delta> {
     let mut out = Vec::new();
     let held: BTreeMap<_, _> = datapath.ipcache_entries().into_iter().collect();
     for (prefix, identity) in compiler.ipcache() {
