@@ -7,6 +7,9 @@
 //! - `fuzz [SECONDS]`: only the fuzz smoke run (longer runs: `cargo +nightly fuzz run`).
 //! - `deps`: only the installation step.
 //! - `bench`: `cargo bench` over the whole suite.
+//! - `plots`: SVG plots of the last bench results into `docs/plots/` (see `plots.rs`).
+
+mod plots;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -29,8 +32,9 @@ fn main() -> ExitCode {
         Some("deps") => deps(),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10)),
         Some("bench") => run("cargo", &["bench"]),
+        Some("plots") => plots::plots(),
         _ => {
-            eprintln!("usage: cargo xtask <test|deps|fuzz [SECONDS]|bench>");
+            eprintln!("usage: cargo xtask <test|deps|fuzz [SECONDS]|bench|plots>");
             return ExitCode::from(2);
         }
     };
