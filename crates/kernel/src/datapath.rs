@@ -157,6 +157,15 @@ pub struct Counters {
     pub events_lost: u64,
 }
 
+/// How [`KernelDatapath::attach_with`] attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// TCX links (kernel >= 6.6), else netlink clsact filters.
+    Auto,
+    /// Netlink clsact filters only.
+    Netlink,
+}
+
 /// The programs attached to one interface; detached by [`KernelDatapath::detach`] or when
 /// the datapath is dropped.
 #[derive(Debug)]
@@ -810,6 +819,18 @@ impl KernelDatapath {
     /// ingress (TCX links; netlink clsact filters on kernels without TCX), in the network
     /// namespace `netns` (a name under `/var/run/netns`) or the current one.
     pub fn attach(&mut self, iface: &str, netns: Option<&str>) -> Result<(), KernelError> {
+        self.attach_with(iface, netns, AttachMode::Auto)
+    }
+
+    /// [`KernelDatapath::attach`], choosing how: `AttachMode::Netlink` skips TCX (what older
+    /// kernels get; the filters outlive the process unless detached, which
+    /// [`KernelDatapath::detach`] and the drop do).
+    pub fn attach_with(
+        &mut self,
+        iface: &str,
+        netns: Option<&str>,
+        mode: AttachMode,
+    ) -> Result<(), KernelError> {
         let _inside = netns.map(NetNs::enter).transpose()?;
         let mut attachment = Attachment {
             iface: iface.to_owned(),
@@ -822,18 +843,26 @@ impl KernelDatapath {
             (PROG_INGRESS, TcAttachType::Ingress),
         ] {
             let prog = classifier(&mut self.ebpf, name)?;
-            let tcx = prog.attach_with_options(
-                iface,
-                direction,
-                TcAttachOptions::TcxOrder(LinkOrder::default()),
-            );
-            let link = if let Ok(link) = tcx {
+            let tcx = match mode {
+                AttachMode::Auto => prog
+                    .attach_with_options(
+                        iface,
+                        direction,
+                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    )
+                    .ok(),
+                AttachMode::Netlink => None,
+            };
+            let link = if let Some(link) = tcx {
                 link
             } else {
                 // No TCX (kernel < 6.6): a clsact qdisc and a netlink filter.
                 match aya::programs::tc::qdisc_add_clsact(iface) {
                     Ok(()) => {}
-                    Err(e) if e.to_string().contains("exists") => {}
+                    // Already there (EEXIST, or netlink's "Exclusivity flag on").
+                    Err(e)
+                        if e.to_string().contains("exists")
+                            || e.to_string().contains("Exclusivity") => {}
                     Err(e) => {
                         return Err(KernelError::Netns(format!(
                             "adding a clsact qdisc to {iface}: {e}"

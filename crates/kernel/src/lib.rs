@@ -25,7 +25,7 @@
 mod datapath;
 pub mod netns;
 
-pub use datapath::{Attachment, Clock, Counters, KernelDatapath, KernelError};
+pub use datapath::{AttachMode, Attachment, Clock, Counters, KernelDatapath, KernelError};
 
 /// The compiled eBPF object, if the build script found clang.
 #[cfg(fqdnpath_bpf)]

@@ -333,3 +333,65 @@ fn namespaces_and_links_are_gone_afterwards() {
     let name = *result.unwrap_err().downcast::<String>().unwrap();
     assert!(!std::path::Path::new(&format!("/var/run/netns/{name}")).exists());
 }
+
+/// The filters `tc` lists on `dev` in `ns` for `direction` (ingress or egress).
+fn tc_filters(ns: &str, dev: &str, direction: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", ns, "tc", "filter", "show", "dev", dev, direction,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_netlink_fallback_enforces_and_detaches_cleanly() {
+    if !kernel_tests_enabled("the_netlink_fallback_enforces_and_detaches_cleanly") {
+        return;
+    }
+    let mut lab = lab("the_netlink_fallback_enforces_and_detaches_cleanly").unwrap();
+    // Swap the TCX links for netlink filters.
+    lab.dp.detach().unwrap();
+    lab.dp
+        .attach_with(
+            "c0",
+            Some(lab.client.name()),
+            fqdnpath_kernel::AttachMode::Netlink,
+        )
+        .unwrap();
+    assert!(!lab.dp.attachments()[0].is_tcx());
+    for direction in ["egress", "ingress"] {
+        assert!(
+            tc_filters(lab.client.name(), "c0", direction).contains("fqdnpath"),
+            "a {direction} filter"
+        );
+    }
+    let udp = {
+        let _inside = lab.world.enter().unwrap();
+        UdpSocket::bind("[::]:5353").unwrap()
+    };
+    udp.set_read_timeout(Some(SETTLE)).unwrap();
+    let send = |lab: &Lab| {
+        let _inside = lab.client.enter().unwrap();
+        let c = UdpSocket::bind("0.0.0.0:0").unwrap();
+        c.send_to(b"x", sock("10.200.0.2", 5353)).unwrap();
+    };
+    let mut buf = [0u8; 4];
+    send(&lab);
+    assert!(udp.recv_from(&mut buf).is_err(), "not learned: dropped");
+    lab.resolve("10.200.0.2", Some("server.test"));
+    send(&lab);
+    assert!(udp.recv_from(&mut buf).is_ok(), "learned: delivered");
+    // Detached: the filters are gone, and nothing is judged any more.
+    lab.dp.detach().unwrap();
+    for direction in ["egress", "ingress"] {
+        assert!(
+            !tc_filters(lab.client.name(), "c0", direction).contains("fqdnpath"),
+            "no {direction} filter left"
+        );
+    }
+    lab.resolve("10.200.0.2", None);
+    send(&lab);
+    assert!(udp.recv_from(&mut buf).is_ok(), "no program, no drop");
+}

@@ -1,0 +1,306 @@
+//! The in-kernel enforcement demo, as a function that the example (`kernel_demo.rs`) and its
+//! end-to-end test (`tests/kernel_demo.rs`) both call.
+//!
+//! Three network namespaces: the client pod, the node, and the outside world.
+//!
+//! ```text
+//!  client pod            node                                world
+//!  10.201.0.10 c0 --- n0 10.201.0.1
+//!                        169.254.20.10:53 DNS proxy
+//!                        198.51.100.1 n1 ---------------- w0 198.51.100.53:53 DNS for demo.test
+//!                                                            198.51.100.10:8080, .11:8080
+//! ```
+//!
+//! The eBPF datapath sits on the pod's interface `c0` (TC egress and ingress). The pod's
+//! nameserver is the node's DNS proxy at 169.254.20.10, where `NodeLocal DNSCache` listens.
+//! The proxy enforces the policy's `rules.dns`, forwards allowed queries to the authoritative
+//! server, learns from the answers, programs the kernel maps and only then releases each
+//! answer. Every packet of the pod is judged in the kernel; the flow events from the ring
+//! buffer are printed as Hubble lines.
+//!
+//! - [`lab`]: namespaces, links, datapath, threads; the client's two actions.
+//! - [`steps`]: the seven steps and their checks.
+//! - [`proxy`]: the DNS proxy, driving [`fqdnpath::agent::Agent`].
+//! - [`world`]: the authoritative DNS server (hickory-proto) and the TCP services.
+//! - [`hubble`]: the clock and the output lines.
+
+mod hubble;
+mod lab;
+mod proxy;
+mod steps;
+mod world;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fqdnpath::agent::{Agent, AgentConfig, AgentError};
+use fqdnpath::datapath::DatapathError;
+use fqdnpath::kernel::KernelError;
+use fqdnpath::policy::compile::Endpoint;
+use fqdnpath::policy::identity::Identity;
+use fqdnpath::policy::{ManifestError, load_file};
+
+use lab::Lab;
+use proxy::lock;
+
+/// Where iproute2 keeps named network namespaces.
+const NETNS_DIR: &str = "/var/run/netns";
+/// Held while the demo makes its namespaces. The Ctrl-C handler holds it while it removes
+/// them, so that none is made behind its back.
+pub(crate) static MAKING_NAMESPACES: Mutex<()> = Mutex::new(());
+/// Every namespace the demo makes is named `fqdnpath-demo-<role>-<pid>-<n>`.
+pub(crate) const NS_PREFIX: &str = "fqdnpath-demo-";
+
+const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 10);
+const POD_NET: &str = "10.201.0.0/24";
+const NODE_POD_SIDE: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
+const NODE_WORLD_SIDE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const PROXY_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 20, 10);
+const DNS_SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
+/// app.demo.test's address.
+const APP_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+/// An address no DNS answer ever names.
+const OTHER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+const SERVICE_PORT: u16 = 8080;
+const APP_NAME: &str = "app.demo.test.";
+const REFUSED_NAME: &str = "evil.example.org.";
+
+const CLIENT_ENDPOINT: u16 = 101;
+const NODE_LOCAL_DNS_ENDPOINT: u16 = 102;
+const CLIENT_POD: &str = "default/client";
+const NODE_LOCAL_DNS_POD: &str = "kube-system/node-local-dns";
+
+/// A connection the eBPF program drops times out after this (the SYN never gets an answer).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time for a step's last packets (FIN, final ACK) to pass before its events are read.
+const SETTLE: Duration = Duration::from_millis(150);
+/// The demo runs the DNS GC and the conntrack GC every half second (Cilium runs its DNS GC
+/// every minute, and its conntrack GC at an interval it adapts to the table's churn).
+const GC_EVERY: Duration = Duration::from_millis(500);
+/// How long the GC may take to let the expired address go before the step fails.
+const GC_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The default policy file.
+pub(crate) fn default_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/policy.yaml")
+}
+
+/// Why the demo could not run.
+#[derive(Debug)]
+pub(crate) enum DemoError {
+    /// The policy file could not be loaded.
+    Policy(ManifestError),
+    /// The policy file holds no network policy.
+    NoPolicy(PathBuf),
+    /// The agent refused the policy.
+    Agent(AgentError),
+    /// The kernel backend or a namespace operation failed.
+    Kernel(KernelError),
+    /// Programming the maps failed.
+    Datapath(DatapathError),
+    /// A socket, thread or file operation failed.
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Policy(e) => write!(f, "loading the policy: {e}"),
+            Self::NoPolicy(path) => write!(
+                f,
+                "{}: no CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy in the file",
+                path.display()
+            ),
+            Self::Agent(e) => write!(f, "the agent: {e}"),
+            Self::Kernel(e) => e.fmt(f),
+            Self::Datapath(e) => write!(f, "programming the kernel maps: {e}"),
+            Self::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {}
+
+impl From<KernelError> for DemoError {
+    fn from(e: KernelError) -> Self {
+        Self::Kernel(e)
+    }
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+/// What each step of the demo showed.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Per step: its title and its checks (passed?, what).
+    pub(crate) steps: Vec<(String, Vec<(bool, String)>)>,
+}
+
+impl Report {
+    /// The failed checks, each with its step.
+    pub(crate) fn failures(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .flat_map(|(step, checks)| {
+                checks
+                    .iter()
+                    .filter(|(ok, _)| !ok)
+                    .map(move |(_, what)| format!("{step}: {what}"))
+            })
+            .collect()
+    }
+}
+
+/// The checks of one step.
+#[derive(Default)]
+struct Checks(Vec<(bool, String)>);
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl Into<String>) {
+        self.0.push((ok, what.into()));
+    }
+}
+
+/// Removes the namespaces of process `pid` (after Ctrl-C) as `ip netns del` does: unmounts
+/// and unlinks each one's file, with no child process (a terminal's Ctrl-C reaches the whole
+/// process group, children included). Returns how many went.
+pub(crate) fn remove_namespaces(pid: u32) -> usize {
+    let mine = format!("-{pid}-");
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(NS_PREFIX) && name.contains(&mine))
+        })
+        .filter(|e| {
+            let path = e.path();
+            // Already unmounted by a drop that got this far: the unlink still counts.
+            let _ = rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH);
+            std::fs::remove_file(&path).is_ok()
+        })
+        .count()
+}
+
+/// Runs the demo with the policy in `policy`, printing to `out`. `Ok` holds the report
+/// (whose failures say whether every step behaved as expected); `Err` means the demo could
+/// not run. Every namespace is gone when this returns, whichever way.
+pub(crate) fn run(policy: &Path, out: &mut dyn Write) -> Result<Report, DemoError> {
+    let mut say = |line: String| -> Result<(), DemoError> {
+        writeln!(out, "{line}").map_err(io_err("writing the output"))
+    };
+    let (agent, header) = agent(policy)?;
+    for line in header {
+        say(line)?;
+    }
+    let mut lab = Lab::build(agent)?;
+    for line in lab.describe() {
+        say(line)?;
+    }
+    let mut report = Report::default();
+    for (n, (title, step)) in steps::STEPS.into_iter().enumerate() {
+        say(String::new())?;
+        say(format!("== {}. {title}", n + 1))?;
+        let checks = step(&mut lab);
+        for line in lab.timeline() {
+            say(line)?;
+        }
+        for (ok, what) in &checks.0 {
+            let mark = if *ok { "ok" } else { "FAILED" };
+            say(format!("   {mark}: {what}"))?;
+        }
+        report.steps.push((title.to_owned(), checks.0));
+    }
+    say(String::new())?;
+    let mut checks = Checks::default();
+    let counters = lock(&lab.node).dp.counters();
+    match counters {
+        Ok(c) => {
+            say(format!(
+                "kernel counters: {} forwarded, {} redirected to the proxy, {} dropped, {} \
+                 events lost",
+                c.forwarded, c.redirected, c.dropped, c.events_lost
+            ))?;
+            checks.check(c.events_lost == 0, "no flow event was lost");
+        }
+        Err(e) => checks.check(false, format!("reading the counters: {e}")),
+    }
+    report.steps.push(("Counters".to_owned(), checks.0));
+    drop(lab);
+    Ok(report)
+}
+
+/// The node's agent for the policies in `policy` and the demo's two endpoints, and the lines
+/// that say so.
+fn agent(policy: &Path) -> Result<(Agent, Vec<String>), DemoError> {
+    let loaded = load_file(policy).map_err(DemoError::Policy)?;
+    let mut header: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .collect();
+    let policies = loaded.network_policies();
+    if policies.is_empty() {
+        return Err(DemoError::NoPolicy(policy.to_owned()));
+    }
+    let endpoints = [
+        Endpoint {
+            id: CLIENT_ENDPOINT,
+            namespace: "default".into(),
+            name: "client".into(),
+            labels: [("app".to_owned(), "client".to_owned())].into(),
+            ips: vec![IpAddr::V4(POD_IP)],
+        },
+        Endpoint {
+            id: NODE_LOCAL_DNS_ENDPOINT,
+            namespace: "kube-system".into(),
+            name: "node-local-dns".into(),
+            labels: [("k8s-app".to_owned(), "node-local-dns".to_owned())].into(),
+            ips: vec![IpAddr::V4(PROXY_IP)],
+        },
+    ];
+    let agent =
+        Agent::new(AgentConfig::default(), &policies, &endpoints).map_err(DemoError::Agent)?;
+    let identity = |id| {
+        agent
+            .compiler()
+            .endpoint_identity(id)
+            .map_or_else(|| "?".to_owned(), |i: Identity| i.to_string())
+    };
+    let names: Vec<String> = policies
+        .iter()
+        .map(|p| match &p.metadata.namespace {
+            Some(ns) => format!("{} {ns}/{}", p.kind, p.metadata.name),
+            None => format!("{} {}", p.kind, p.metadata.name),
+        })
+        .collect();
+    header.push("fqdnpath: FQDN policy enforced in the kernel".into());
+    header.push(format!(
+        "policy: {}: {}",
+        policy.display(),
+        names.join(", ")
+    ));
+    header.push(format!(
+        "identities: {CLIENT_POD} {POD_IP} is {}, {NODE_LOCAL_DNS_POD} {PROXY_IP} is {}; real \
+         sockets and real time, with the GC every {} ms instead of every minute",
+        identity(CLIENT_ENDPOINT),
+        identity(NODE_LOCAL_DNS_ENDPOINT),
+        GC_EVERY.as_millis()
+    ));
+    Ok((agent, header))
+}
