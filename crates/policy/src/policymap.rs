@@ -66,7 +66,7 @@ impl PolicyKey {
         if self.proto == 0 {
             0
         } else {
-            8 + self.port_prefix_len
+            8 + self.port_prefix_len.min(16)
         }
     }
 
@@ -92,7 +92,9 @@ impl PolicyKey {
         if self.proto != proto {
             return false;
         }
-        let shift = 16 - u32::from(self.port_prefix_len);
+        // A prefix longer than the port is the whole port (the fields are public: a key built
+        // by hand must not panic here).
+        let shift = 16u32.saturating_sub(u32::from(self.port_prefix_len));
         let mask = u16::MAX.checked_shl(shift).unwrap_or(0);
         port & mask == self.port & mask
     }
