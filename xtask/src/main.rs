@@ -143,7 +143,17 @@ fn test(extra: &[String]) -> Result<(), String> {
 }
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`), each with a seed corpus in `fuzz/corpus/`.
-const FUZZ_TARGETS: &[&str] = &["observe", "selectors", "manifest", "scenario"];
+const FUZZ_TARGETS: &[&str] = &[
+    "observe",
+    "selectors",
+    "manifest",
+    "scenario",
+    "lpm",
+    "policymap",
+    "scenario_structured",
+    // Root only (CI is root); elsewhere it returns at once.
+    "kernel_frames",
+];
 
 /// Runs every fuzz target for `seconds` from a copy of its seed corpus, so the checkout
 /// stays clean. A crash fails the run (its input lands in fuzz/artifacts/).
