@@ -1,5 +1,12 @@
 //! DNS observation and the FQDN cache: parse+reduce of one response (1 CNAME + 4 A, EDNS)
 //! against plain hickory-proto parsing, ingest into a warm cache, lookups and GC at 100k names.
+//!
+//! Observation three ways, in the same run: hickory-proto's parse alone (the baseline), the
+//! old path (hickory-proto's parse and the reduction), and the zero-allocation fast path
+//! (`observe_into`, reused buffers); `parse_reduce` is the public `observe`, which now takes
+//! the fast path and returns an owned observation. Ingest end to end (wire answer to cache
+//! update) the old way and the zero-allocation way (`observe_into`, then
+//! `DnsCache::observe_into`).
 
 #![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
 
@@ -13,7 +20,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use fqdnpath::cache::hickory_proto::op::Message;
 use fqdnpath::cache::hickory_proto::rr::RecordType;
 use fqdnpath::cache::wire::ResponseBuilder;
-use fqdnpath::cache::{CacheConfig, DnsCache, Fqdn, Timestamp, observe};
+use fqdnpath::cache::{
+    CacheConfig, DnsCache, Fqdn, ObservationBuf, Timestamp, UpdateOutcome, observe,
+    observe_hickory, observe_into,
+};
 
 const NAMES: usize = 100_000;
 
@@ -59,12 +69,32 @@ fn bench_observe(c: &mut Criterion) {
             black_box(m.answers.len())
         });
     });
+    // The old path: hickory-proto's parse, then the reduction.
+    group.bench_function("hickory_parse_reduce", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let o = observe_hickory(&wires[i & 4095]).unwrap();
+            i += 1;
+            black_box(o.addresses.len())
+        });
+    });
+    // The public `observe`: the fast path, and an owned observation.
     group.bench_function("parse_reduce", |b| {
         let mut i = 0;
         b.iter(|| {
             let o = observe(&wires[i & 4095]).unwrap();
             i += 1;
             black_box(o.addresses.len())
+        });
+    });
+    // The fast path into reused buffers: no allocation.
+    group.bench_function("fast_into", |b| {
+        let mut buf = ObservationBuf::new();
+        let mut i = 0;
+        b.iter(|| {
+            observe_into(&wires[i & 4095], &mut buf).unwrap();
+            i += 1;
+            black_box(buf.addresses().len())
         });
     });
     group.finish();
@@ -87,6 +117,32 @@ fn bench_ingest(c: &mut Criterion) {
             black_box(cache.update(now, &o.qname, &o.addresses, o.ttl).changed())
         });
     });
+    // The old path end to end: hickory-proto's parse and reduction, then the update.
+    group.bench_function("hickory_update_warm_100k", |b| {
+        let mut cache = warm_cache();
+        let mut i = 0u64;
+        b.iter(|| {
+            let o = observe_hickory(&wires[(i & 4095) as usize]).unwrap();
+            let now = Timestamp::from_millis(i);
+            i += 1;
+            black_box(cache.update(now, &o.qname, &o.addresses, o.ttl).changed())
+        });
+    });
+    // Issue 6's end-to-end ingest: wire answer to cache update with reused buffers, no
+    // allocation (the fast path, then `DnsCache::observe_into`).
+    group.bench_function("fast_update_warm_100k", |b| {
+        let mut cache = warm_cache();
+        let mut buf = ObservationBuf::new();
+        let mut outcome = UpdateOutcome::default();
+        let mut i = 0u64;
+        b.iter(|| {
+            observe_into(&wires[(i & 4095) as usize], &mut buf).unwrap();
+            let now = Timestamp::from_millis(i);
+            i += 1;
+            cache.observe_into(now, &buf, &mut outcome);
+            black_box(outcome.changed())
+        });
+    });
     // The same into an empty cache (every pair is new); the cache is made outside the timing.
     group.bench_function("observe_update_cold", |b| {
         let mut i = 0;
@@ -101,6 +157,21 @@ fn bench_ingest(c: &mut Criterion) {
                         .added
                         .len(),
                 )
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("fast_update_cold", |b| {
+        let mut buf = ObservationBuf::new();
+        let mut outcome = UpdateOutcome::default();
+        let mut i = 0;
+        b.iter_batched_ref(
+            || DnsCache::new(CacheConfig::default()),
+            |cache| {
+                observe_into(&wires[i & 4095], &mut buf).unwrap();
+                i += 1;
+                cache.observe_into(Timestamp::ZERO, &buf, &mut outcome);
+                black_box(outcome.added.len())
             },
             BatchSize::SmallInput,
         );

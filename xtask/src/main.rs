@@ -151,6 +151,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "lpm",
     "policymap",
     "scenario_structured",
+    "observe_fast",
     // Root only (CI is root); elsewhere it returns at once.
     "kernel_frames",
 ];

@@ -12,7 +12,9 @@ use foldhash::fast::FixedState;
 use fqdnpath_names::Fqdn;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
+use crate::fastpath::ObservationBuf;
 use crate::time::Timestamp;
 
 /// Cilium's default `tofqdns-endpoint-max-ip-per-hostname`.
@@ -108,6 +110,20 @@ impl UpdateOutcome {
     pub fn changed(&self) -> bool {
         !self.added.is_empty() || !self.extended.is_empty()
     }
+
+    /// Empties both lists, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.added.clear();
+        self.extended.clear();
+    }
+
+    fn record(&mut self, done: Upsert, ip: IpAddr) {
+        match done {
+            Upsert::Added => self.added.push(ip),
+            Upsert::Replaced => self.extended.push(ip),
+            Upsert::Kept => {}
+        }
+    }
 }
 
 /// Why a pair left the cache at GC.
@@ -143,6 +159,7 @@ pub struct GcOutcome {
 /// A pair leaving one name at GC.
 type Gone = (IpAddr, Entry, Removal);
 
+#[derive(Clone, Copy)]
 enum Upsert {
     Added,
     Replaced,
@@ -156,8 +173,52 @@ struct NameEntries {
 }
 
 impl NameEntries {
+    /// Where `ip` is (`Ok`), or where it would go (`Err`), as a binary search says. A name
+    /// usually holds a few IPs: then a scan for an equal address is cheaper than ordering
+    /// comparisons, and the search runs only when the IP is new.
     fn find(&self, ip: IpAddr) -> Result<usize, usize> {
+        if self.ips.len() <= 16
+            && let Some(at) = self.ips.iter().position(|(x, _)| *x == ip)
+        {
+            return Ok(at);
+        }
         self.ips.binary_search_by(|(x, _)| x.cmp(&ip))
+    }
+}
+
+/// The reverse map: IP -> the names holding it, sorted. Nearly every IP has one name, kept
+/// inline: a `Vec` would allocate 4 slots (80 bytes with the allocator's header) per IP.
+type Reverse = HashMap<IpAddr, SmallVec<[Fqdn; 1]>, FixedState>;
+
+/// Puts one pair of `name` (whose IPs are `entries`), keeping the superseding entry; a new
+/// pair also goes into the reverse map and the pair count.
+fn upsert_pair(
+    name: &Fqdn,
+    entries: &mut NameEntries,
+    reverse: &mut Reverse,
+    pairs: &mut usize,
+    ip: IpAddr,
+    entry: Entry,
+) -> Upsert {
+    match entries.find(ip) {
+        Ok(at) => {
+            let held = &mut entries.ips[at].1;
+            if entry.supersedes(held) {
+                *held = entry;
+                Upsert::Replaced
+            } else {
+                Upsert::Kept
+            }
+        }
+        Err(at) => {
+            entries.ips.insert(at, (ip, entry));
+            let names = reverse.entry(ip).or_default();
+            if let Err(at) = names.binary_search(name) {
+                names.insert(at, name.clone());
+            }
+            *pairs += 1;
+            Upsert::Added
+        }
     }
 }
 
@@ -167,7 +228,7 @@ pub struct DnsCache {
     config: CacheConfig,
     forward: HashMap<Fqdn, NameEntries, FixedState>,
     /// IP -> the names holding it, sorted.
-    reverse: HashMap<IpAddr, Vec<Fqdn>, FixedState>,
+    reverse: Reverse,
     pairs: usize,
 }
 
@@ -228,16 +289,95 @@ impl DnsCache {
         ips: &[IpAddr],
         ttl: u32,
     ) -> UpdateOutcome {
-        let entry = Entry::new(lookup_time, ttl, self.config.min_ttl);
         let mut outcome = UpdateOutcome::default();
-        for &ip in ips {
-            match self.upsert(name, ip, entry) {
-                Upsert::Added => outcome.added.push(ip),
-                Upsert::Replaced => outcome.extended.push(ip),
-                Upsert::Kept => {}
-            }
-        }
+        self.update_keyed(
+            lookup_time,
+            name.as_str(),
+            || name.clone(),
+            ips,
+            ttl,
+            &mut outcome,
+        );
         outcome
+    }
+
+    /// [`Self::update`] with the name as text (normalised here, see [`fqdnpath_names::normalize`])
+    /// and the outcome written into `outcome` (cleared first): for ingest loops that reuse
+    /// their buffers. Refreshing a name the cache holds allocates nothing once `outcome` is
+    /// warm; only a new name or a new (name, IP) pair does.
+    pub fn update_into(
+        &mut self,
+        lookup_time: Timestamp,
+        name: &str,
+        ips: &[IpAddr],
+        ttl: u32,
+        outcome: &mut UpdateOutcome,
+    ) {
+        let name = fqdnpath_names::normalize(name);
+        self.update_keyed(lookup_time, &name, || Fqdn::new(&name), ips, ttl, outcome);
+    }
+
+    /// Learns from an observed response (see [`crate::observe`]): only NOERROR with at least
+    /// one address changes anything, as [`crate::EndpointDns::observe`]. The outcome is written
+    /// into `outcome` (cleared first). With the buffers of [`crate::observe::observe_into`],
+    /// this is the ingest path from wire bytes to the cache with no allocation in the steady
+    /// state (the observation's name is already normal, so it is not normalised again).
+    pub fn observe_into(
+        &mut self,
+        lookup_time: Timestamp,
+        observation: &ObservationBuf,
+        outcome: &mut UpdateOutcome,
+    ) {
+        if !observation.is_learnable() {
+            outcome.clear();
+            return;
+        }
+        let name = observation.qname();
+        debug_assert_eq!(fqdnpath_names::normalize(name), name);
+        self.update_keyed(
+            lookup_time,
+            name,
+            || Fqdn::new(name),
+            observation.addresses(),
+            observation.ttl(),
+            outcome,
+        );
+    }
+
+    /// The one update: `name` is normal, `key` makes its [`Fqdn`] if the name is new.
+    fn update_keyed(
+        &mut self,
+        lookup_time: Timestamp,
+        name: &str,
+        key: impl FnOnce() -> Fqdn,
+        ips: &[IpAddr],
+        ttl: u32,
+        outcome: &mut UpdateOutcome,
+    ) {
+        outcome.clear();
+        if ips.is_empty() {
+            return;
+        }
+        let entry = Entry::new(lookup_time, ttl, self.config.min_ttl);
+        if let Some((key, entries)) = self.forward.get_key_value_mut(name) {
+            for &ip in ips {
+                let done = upsert_pair(key, entries, &mut self.reverse, &mut self.pairs, ip, entry);
+                outcome.record(done, ip);
+            }
+            return;
+        }
+        let key = key();
+        // A new name: room for the whole answer at once, not the 4, 8, 16 of pushing one by one.
+        let entries = self
+            .forward
+            .entry(key.clone())
+            .or_insert_with(|| NameEntries {
+                ips: Vec::with_capacity(ips.len()),
+            });
+        for &ip in ips {
+            let done = upsert_pair(&key, entries, &mut self.reverse, &mut self.pairs, ip, entry);
+            outcome.record(done, ip);
+        }
     }
 
     /// Puts one pair, keeping the superseding entry.
@@ -246,26 +386,7 @@ impl DnsCache {
             Some(entries) => entries,
             None => self.forward.entry(name.clone()).or_default(),
         };
-        match entries.find(ip) {
-            Ok(at) => {
-                let held = &mut entries.ips[at].1;
-                if entry.supersedes(held) {
-                    *held = entry;
-                    Upsert::Replaced
-                } else {
-                    Upsert::Kept
-                }
-            }
-            Err(at) => {
-                entries.ips.insert(at, (ip, entry));
-                let names = self.reverse.entry(ip).or_default();
-                if let Err(at) = names.binary_search(name) {
-                    names.insert(at, name.clone());
-                }
-                self.pairs += 1;
-                Upsert::Added
-            }
-        }
+        upsert_pair(name, entries, &mut self.reverse, &mut self.pairs, ip, entry)
     }
 
     /// Inserts a record as it is (used by restore and by merging shards).
@@ -300,7 +421,7 @@ impl DnsCache {
 
     /// Every name holding `ip`, valid or expired (until GC), in name order.
     pub fn names_of(&self, ip: IpAddr) -> &[Fqdn] {
-        self.reverse.get(&ip).map_or(&[], Vec::as_slice)
+        self.reverse.get(&ip).map_or(&[], SmallVec::as_slice)
     }
 
     /// The IPs of `name` (normalised: lower-case, trailing dot) valid at `now`, in IP order.

@@ -16,6 +16,7 @@ use fqdnpath_names::Fqdn;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheConfig, DnsCache, GcOutcome, UpdateOutcome};
+use crate::fastpath::ObservationBuf;
 use crate::observe::Observation;
 use crate::time::Timestamp;
 use crate::zombie::{DnsZombieMappings, ZombieConfig, ZombieGc};
@@ -110,6 +111,26 @@ impl EndpointDns {
         )
     }
 
+    /// [`Self::observe`] from reusable buffers, the outcome written into `outcome` (cleared
+    /// first): refreshing a name the cache holds allocates nothing once `outcome` is warm.
+    pub fn observe_into(
+        &mut self,
+        now: Timestamp,
+        observation: &ObservationBuf,
+        outcome: &mut UpdateOutcome,
+    ) {
+        if !observation.is_learnable() {
+            outcome.clear();
+            return;
+        }
+        self.cache.observe_into(now, observation, outcome);
+        if !outcome.added.is_empty() {
+            let name = Fqdn::new(observation.qname());
+            self.zombies
+                .forget_names(now, &name, observation.addresses());
+        }
+    }
+
     /// Records that `name` resolved to `ips` with `ttl` at `now` (see [`Self::observe`]).
     pub fn update(
         &mut self,
@@ -193,6 +214,22 @@ impl EndpointCaches {
             return UpdateOutcome::default();
         }
         self.endpoint_mut(endpoint).observe(now, observation)
+    }
+
+    /// [`Self::observe`] from reusable buffers (see [`EndpointDns::observe_into`]).
+    pub fn observe_into(
+        &mut self,
+        endpoint: EndpointId,
+        now: Timestamp,
+        observation: &ObservationBuf,
+        outcome: &mut UpdateOutcome,
+    ) {
+        if !observation.is_learnable() {
+            outcome.clear();
+            return;
+        }
+        self.endpoint_mut(endpoint)
+            .observe_into(now, observation, outcome);
     }
 
     /// The DNS GC at `now` over every endpoint.

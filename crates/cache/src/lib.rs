@@ -2,6 +2,8 @@
 //!
 //! - [`observe`]: DNS wire bytes (hickory-proto) to an [`Observation`] {qname, qtype, rcode,
 //!   addresses, TTL, CNAMEs}, the way Cilium's DNS proxy extracts it. Never panics.
+//! - [`fastpath`]: the same observation without allocating, straight from the wire, for
+//!   common responses ([`ObservationBuf`]); it declines the rest to hickory-proto.
 //! - [`cache`]: [`DnsCache`], one endpoint's (name, IP) entries with expiry, min TTL, reverse
 //!   lookup, GC and the per-name IP cap.
 //! - [`zombie`]: [`DnsZombieMappings`], IPs that left the cache but may carry connections.
@@ -14,6 +16,7 @@
 
 pub mod cache;
 pub mod endpoint;
+pub mod fastpath;
 pub mod observe;
 pub mod shared;
 pub mod snapshot;
@@ -23,7 +26,8 @@ pub mod zombie;
 
 pub use cache::{CacheConfig, DnsCache, Entry, GcOutcome, Removal, Removed, UpdateOutcome};
 pub use endpoint::{DNS_GC_INTERVAL, EndpointCaches, EndpointDns, EndpointId, FqdnConfig};
-pub use observe::{Observation, ObserveError, observe};
+pub use fastpath::{FastPath, ObservationBuf, observe_fast};
+pub use observe::{Observation, ObserveError, observe, observe_hickory, observe_into};
 pub use shared::SharedDnsCache;
 pub use snapshot::{Snapshot, SnapshotError};
 pub use time::Timestamp;

@@ -7,13 +7,22 @@
 //! `netipx.FromStdIP` unmaps it); the TTL is the minimum over the A, AAAA and CNAME records,
 //! `u32::MAX` without any. CNAME targets are recorded for display and are not cached under their
 //! own names. The authority and additional sections are ignored.
+//!
+//! Two readers give the same result: [`observe_hickory`], hickory-proto's decoder and the
+//! reduction above, the reference; and [`crate::fastpath`], which reads common responses
+//! straight from the wire without allocating and declines the rest. [`observe`] and
+//! [`observe_into`] try the fast path first and fall back to hickory-proto, so results and
+//! errors are hickory-proto's for every input.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use fqdnpath_names::Fqdn;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::DecodeError;
+
+use crate::fastpath::{FastPath, ObservationBuf, observe_fast};
 
 /// The largest DNS message: a 16-bit length over TCP, the IP limit over UDP.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -107,10 +116,56 @@ pub fn rcode_name(rcode: ResponseCode) -> String {
     name.to_owned()
 }
 
+thread_local! {
+    /// The fast path's buffers for [`observe`], kept warm per thread.
+    static FAST_BUF: RefCell<ObservationBuf> = RefCell::new(ObservationBuf::new());
+}
+
 /// Parses a DNS response and reduces it to an [`Observation`].
 ///
-/// Never panics; every rejected input gets an [`ObserveError`] that says why.
+/// Never panics; every rejected input gets an [`ObserveError`] that says why. Common responses
+/// take the fast path ([`crate::fastpath`]); the result is always the one of
+/// [`observe_hickory`].
 pub fn observe(wire: &[u8]) -> Result<Observation, ObserveError> {
+    let fast = FAST_BUF
+        .try_with(|buf| {
+            let mut buf = buf.try_borrow_mut().ok()?;
+            match observe_fast(wire, &mut buf) {
+                FastPath::Observed => Some(buf.to_observation()),
+                FastPath::Declined => None,
+            }
+        })
+        .ok()
+        .flatten();
+    match fast {
+        Some(observation) => Ok(observation),
+        None => observe_hickory(wire),
+    }
+}
+
+/// [`observe`] into reusable buffers: allocates nothing once `buf` is warm, for responses the
+/// fast path handles (the others are decoded by hickory-proto and copied in).
+///
+/// On an error `buf` is left empty.
+pub fn observe_into(wire: &[u8], buf: &mut ObservationBuf) -> Result<(), ObserveError> {
+    if observe_fast(wire, buf) == FastPath::Observed {
+        return Ok(());
+    }
+    match observe_hickory(wire) {
+        Ok(observation) => {
+            buf.set_from(&observation);
+            Ok(())
+        }
+        Err(error) => {
+            buf.clear();
+            Err(error)
+        }
+    }
+}
+
+/// [`observe`] by hickory-proto alone: decode the whole message, then reduce it. The reference
+/// the fast path is checked against.
+pub fn observe_hickory(wire: &[u8]) -> Result<Observation, ObserveError> {
     if wire.len() > MAX_MESSAGE_LEN {
         return Err(ObserveError::TooLarge {
             len: wire.len(),
@@ -177,25 +232,65 @@ pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
 /// it is; each label ends with a dot, and the root is `.`. (hickory's own `to_ascii` escapes a
 /// leading `-` and writes octal, which a `*` would then fail to match.)
 pub fn name_text(name: &Name) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(name.len() + 1);
+    let mut out = Vec::with_capacity(name.len() + 1);
     for label in name {
-        for &b in label {
-            match b {
-                b'.' | b' ' | b'\'' | b'@' | b';' | b'(' | b')' | b'"' | b'\\' => {
-                    out.push('\\');
-                    out.push(char::from(b));
-                }
-                0x21..=0x7e => out.push(char::from(b)),
-                _ => {
-                    let _ = write!(out, "\\{b:03}");
-                }
-            }
-        }
-        out.push('.');
+        push_label_text(&mut out, label);
     }
     if out.is_empty() {
-        out.push('.');
+        out.push(b'.');
     }
-    out
+    ascii_string(out)
+}
+
+/// How [`name_text`] writes a byte.
+const AS_IS: u8 = 0;
+const BACKSLASH: u8 = 1;
+const DECIMAL: u8 = 2;
+
+/// Each byte's class (`AS_IS`, `BACKSLASH` or `DECIMAL`), indexed by the byte.
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    let mut classes = [DECIMAL; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        classes[b] = AS_IS;
+        b += 1;
+    }
+    let escaped = b".' @;()\"\\";
+    let mut i = 0;
+    while i < escaped.len() {
+        classes[escaped[i] as usize] = BACKSLASH;
+        i += 1;
+    }
+    classes
+}
+
+/// Appends one label of [`name_text`] and its dot to `out`, as ASCII bytes (shared with the
+/// fast path, so the two readers write names alike).
+pub(crate) fn push_label_text(out: &mut Vec<u8>, label: &[u8]) {
+    // The usual label needs no escape: one copy.
+    if label.iter().all(|&b| BYTE_CLASS[usize::from(b)] == AS_IS) {
+        out.extend_from_slice(label);
+    } else {
+        for &b in label {
+            match BYTE_CLASS[usize::from(b)] {
+                AS_IS => out.push(b),
+                BACKSLASH => out.extend_from_slice(&[b'\\', b]),
+                _ => out.extend_from_slice(&[
+                    b'\\',
+                    b'0' + b / 100,
+                    b'0' + b / 10 % 10,
+                    b'0' + b % 10,
+                ]),
+            }
+        }
+    }
+    out.push(b'.');
+}
+
+/// Bytes written by [`push_label_text`] (always ASCII) as a `String`, reusing their buffer.
+pub(crate) fn ascii_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
