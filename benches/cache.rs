@@ -17,6 +17,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use fqdnpath::agent::{Agent, AgentConfig};
+use fqdnpath::cache::EndpointId;
 use fqdnpath::cache::hickory_proto::op::Message;
 use fqdnpath::cache::hickory_proto::rr::RecordType;
 use fqdnpath::cache::wire::ResponseBuilder;
@@ -24,6 +26,9 @@ use fqdnpath::cache::{
     CacheConfig, DnsCache, Fqdn, ObservationBuf, Timestamp, UpdateOutcome, observe,
     observe_hickory, observe_into,
 };
+use fqdnpath::datapath::{Datapath, ReferenceDatapath};
+use fqdnpath::policy::compile::Endpoint;
+use fqdnpath::policy::load_str;
 
 const NAMES: usize = 100_000;
 
@@ -41,6 +46,32 @@ fn response(i: usize) -> Vec<u8> {
 }
 
 /// A cache holding 100k names with 4 IPs each, learned at t=0 with TTLs of 30 to 120 s.
+/// An agent whose one endpoint may reach `*.example.com`, and its programmed datapath.
+fn agent_and_datapath() -> (Agent, ReferenceDatapath) {
+    let policy = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+    - toFQDNs: [{matchPattern: "*.example.com"}]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#;
+    let policies = load_str("bench.yaml", policy).unwrap().network_policies();
+    let endpoint = Endpoint {
+        id: 1,
+        namespace: "default".into(),
+        name: "client".into(),
+        labels: std::collections::BTreeMap::from([("app".to_owned(), "client".to_owned())]),
+        ips: vec!["10.0.0.1".parse().unwrap()],
+    };
+    let agent = Agent::new(AgentConfig::default(), &policies, &[endpoint]).unwrap();
+    let mut datapath = ReferenceDatapath::default();
+    datapath.program(agent.compiler(), &|_| true).unwrap();
+    (agent, datapath)
+}
+
 fn warm_cache() -> DnsCache {
     let mut cache = DnsCache::new(CacheConfig::default());
     for i in 0..NAMES {
@@ -141,6 +172,31 @@ fn bench_ingest(c: &mut Criterion) {
             i += 1;
             cache.observe_into(now, &buf, &mut outcome);
             black_box(outcome.changed())
+        });
+    });
+    // The whole agent path of issue 6: answer -> cache -> identities -> deltas applied to the
+    // reference datapath, for answers that refresh what the agent holds (4096 names, learned
+    // beforehand, outside the timing): the proxy's steady state.
+    group.bench_function("agent_apply_warm_4096", |b| {
+        let (mut agent, mut datapath) = agent_and_datapath();
+        for (i, wire) in wires.iter().enumerate() {
+            let learned = agent
+                .on_response(EndpointId(1), wire, Timestamp::from_millis(i as u64))
+                .unwrap();
+            datapath.apply(&learned.deltas).unwrap();
+        }
+        let mut i = 4096u64;
+        b.iter(|| {
+            let learned = agent
+                .on_response(
+                    EndpointId(1),
+                    &wires[(i & 4095) as usize],
+                    Timestamp::from_millis(i),
+                )
+                .unwrap();
+            i += 1;
+            datapath.apply(&learned.deltas).unwrap();
+            black_box(learned.deltas.len())
         });
     });
     // The same into an empty cache (every pair is new); the cache is made outside the timing.
