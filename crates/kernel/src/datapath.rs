@@ -630,6 +630,19 @@ impl KernelDatapath {
         )
     }
 
+    /// A frame judged by the egress or ingress program; when the kernel cannot be asked, the
+    /// frame is dropped (fail closed), ARP aside.
+    fn judge_frame(&mut self, egress: bool, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
+        let program = if egress { PROG_EGRESS } else { PROG_INGRESS };
+        self.judge(program, frame, now).unwrap_or_else(|e| {
+            let packet = match parse_frame(frame) {
+                Parsed::Ip(p) | Parsed::Invalid { partial: p, .. } => p,
+                Parsed::Arp => return None,
+            };
+            Some(Self::failed_event(&packet, now, egress, &e))
+        })
+    }
+
     fn fail_endpoint(&mut self, endpoint: EndpointId) -> Result<(), KernelError> {
         self.failed_endpoints.insert(endpoint);
         self.refresh_endpoint(endpoint)
@@ -1046,23 +1059,11 @@ impl Datapath for KernelDatapath {
     }
 
     fn egress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        self.judge(PROG_EGRESS, frame, now).unwrap_or_else(|e| {
-            let packet = match parse_frame(frame) {
-                Parsed::Ip(p) | Parsed::Invalid { partial: p, .. } => p,
-                Parsed::Arp => return None,
-            };
-            Some(Self::failed_event(&packet, now, true, &e))
-        })
+        self.judge_frame(true, frame, now)
     }
 
     fn ingress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        self.judge(PROG_INGRESS, frame, now).unwrap_or_else(|e| {
-            let packet = match parse_frame(frame) {
-                Parsed::Ip(p) | Parsed::Invalid { partial: p, .. } => p,
-                Parsed::Arp => return None,
-            };
-            Some(Self::failed_event(&packet, now, false, &e))
-        })
+        self.judge_frame(false, frame, now)
     }
 
     fn identity_of(&self, addr: IpAddr) -> Identity {
