@@ -17,6 +17,8 @@
 //!   does it.
 //! - [`compile`]: policies, endpoints and the DNS cache's global view in; the ipcache and the
 //!   policy maps out, and only the changes when an IP's names change.
+//! - [`table`]: the flat hash table behind the lookups on every packet's path (the policy
+//!   map's here; the ipcache's, the endpoints' and conntrack's in fqdnpath-datapath).
 #![forbid(unsafe_code)]
 
 pub mod compile;
@@ -24,6 +26,7 @@ pub mod identity;
 pub mod labels;
 pub mod manifest;
 pub mod policymap;
+pub mod table;
 
 pub use manifest::{
     Loaded, Located, Manifest, ManifestError, Origin, Warning, load_file, load_str,

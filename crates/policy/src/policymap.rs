@@ -16,12 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
-
 use fqdnpath_names::FqdnSelector;
 
 use crate::identity::Identity;
+use crate::table::{FlatKey, FlatTable};
 
 /// An IP protocol number in a policy key.
 pub type Protocol = u8;
@@ -49,6 +47,18 @@ pub struct PolicyKey {
     pub port_prefix_len: u8,
 }
 
+impl FlatKey for PolicyKey {
+    /// The key's four fields fill one machine word exactly.
+    #[inline]
+    fn hash64(self) -> u64 {
+        ((u64::from(self.identity.0) << 32)
+            | (u64::from(self.proto) << 24)
+            | (u64::from(self.port) << 8)
+            | u64::from(self.port_prefix_len))
+        .hash64()
+    }
+}
+
 impl PolicyKey {
     /// A key for every protocol and port of `identity` (an L3-only key).
     pub fn l3(identity: Identity) -> Self {
@@ -62,6 +72,7 @@ impl PolicyKey {
 
     /// The number of protocol and port bits the key fixes (Cilium's `lpm_prefix_length`):
     /// 0 for any protocol, 8 for a protocol with any port, up to 24.
+    #[inline]
     pub fn lpm_prefix_len(&self) -> u8 {
         if self.proto == 0 {
             0
@@ -166,6 +177,7 @@ pub enum PolicyAction {
 
 impl PolicyAction {
     /// Cilium's precedence: deny highest, then a proxy redirect, then a plain allow.
+    #[inline]
     pub fn precedence(&self) -> u32 {
         match self {
             Self::Deny => u32::MAX,
@@ -302,12 +314,12 @@ pub enum PolicyVerdict {
 
 /// One endpoint's egress policy map.
 ///
-/// Stored as a hash table plus the set of protocol+port prefix lengths in use, so that a
-/// longest-prefix lookup is one hash probe per length in use (typically two or three), like
-/// the datapath's LPM trie.
+/// Stored as a hash table ([`FlatTable`]) plus the set of protocol+port prefix lengths in
+/// use, so that a longest-prefix lookup is one hash probe per length in use (typically two or
+/// three), like the datapath's LPM trie.
 #[derive(Clone, Debug, Default)]
 pub struct PolicyMap {
-    entries: HashMap<PolicyKey, PolicyAction, FixedState>,
+    entries: FlatTable<PolicyKey, PolicyAction>,
     /// How many keys have each `lpm_prefix_len`.
     length_counts: BTreeMap<u8, usize>,
     /// The lengths in use, longest first.
@@ -374,7 +386,7 @@ impl PolicyMap {
                 self.entries.insert(k, PolicyAction::Deny);
             }
         }
-        let merged = if let Some(old) = self.entries.remove(&key) {
+        let merged = if let Some(old) = self.entries.remove(key) {
             old.merge(action)
         } else {
             self.count_length(key, 1);
@@ -400,14 +412,14 @@ impl PolicyMap {
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &PolicyKey) -> Option<PolicyAction> {
-        let action = self.entries.remove(key)?;
+        let action = self.entries.remove(*key)?;
         self.count_length(*key, -1);
         Some(action)
     }
 
     /// The action at `key`.
     pub fn get(&self, key: &PolicyKey) -> Option<&PolicyAction> {
-        self.entries.get(key)
+        self.entries.get(*key)
     }
 
     /// Every entry, in key order.
@@ -427,8 +439,10 @@ impl PolicyMap {
         self.entries.is_empty()
     }
 
-    /// The longest-prefix match among the keys of `identity`.
-    #[inline]
+    /// The longest-prefix match among the keys of `identity`. Always inlined: returned
+    /// through memory, its key's narrow fields cost a store-forwarding stall on every packet.
+    #[expect(clippy::inline_always, reason = "measured: see the doc comment")]
+    #[inline(always)]
     fn longest(
         &self,
         identity: Identity,
@@ -448,50 +462,45 @@ impl PolicyMap {
                     port_prefix_len: bits,
                 }
             };
-            if let Some(action) = self.entries.get(&key) {
+            if let Some(action) = self.entries.get(key) {
                 return Some((key, action));
             }
         }
         None
     }
 
-    /// Judges an egress packet to `identity` with `proto` and destination `port`.
-    pub fn lookup(&self, identity: Identity, proto: Protocol, port: u16) -> PolicyVerdict {
+    /// The entry that decides an egress packet to `identity` with `proto` and destination
+    /// `port`, if any (none: dropped, `POLICY_DENIED`). [`PolicyMap::lookup`] turns it into
+    /// a verdict; the datapath reads it directly, so that a verdict copies nothing it does
+    /// not keep.
+    #[inline]
+    pub fn decide(&self, identity: Identity, proto: Protocol, port: u16) -> Option<Decision<'_>> {
         let l3 = if identity == Identity::ANY {
             None
         } else {
             self.longest(identity, proto, port)
         };
-        // A deny on the identity's own keys wins without looking further.
-        let chosen = if let Some((key, PolicyAction::Deny)) = l3 {
-            Some((key, &PolicyAction::Deny, true))
-        } else {
-            let l4 = if self.wildcard_keys == 0 {
-                None
-            } else {
-                self.longest(Identity::ANY, proto, port)
-            };
-            match (l3, l4) {
+        let (key, action, specific) = match l3 {
+            // No identity-0 key: nothing to weigh against (the common case).
+            Some((key, action)) if self.wildcard_keys == 0 => (key, action, true),
+            None if self.wildcard_keys == 0 => return None,
+            // A deny on the identity's own keys wins without looking further.
+            Some((key, action @ PolicyAction::Deny)) => (key, action, true),
+            _ => match (l3, self.longest(Identity::ANY, proto, port)) {
                 (Some(a), Some(b)) => {
                     let b_wins = b.1.precedence() > a.1.precedence()
                         || (b.1.precedence() == a.1.precedence()
                             && b.0.lpm_prefix_len() > a.0.lpm_prefix_len());
-                    Some(if b_wins {
+                    if b_wins {
                         (b.0, b.1, false)
                     } else {
                         (a.0, a.1, true)
-                    })
+                    }
                 }
-                (Some(a), None) => Some((a.0, a.1, true)),
-                (None, Some(b)) => Some((b.0, b.1, false)),
-                (None, None) => None,
-            }
-        };
-        let Some((key, action, specific)) = chosen else {
-            return PolicyVerdict::Dropped {
-                reason: DropReason::PolicyDenied,
-                key: None,
-            };
+                (Some(a), None) => (a.0, a.1, true),
+                (None, Some(b)) => (b.0, b.1, false),
+                (None, None) => return None,
+            },
         };
         let len = key.lpm_prefix_len();
         let match_type = match (specific, len) {
@@ -501,6 +510,26 @@ impl PolicyMap {
             (false, 0) => MatchType::All,
             (false, l) if l <= 8 => MatchType::ProtoOnly,
             (false, _) => MatchType::L4Only,
+        };
+        Some(Decision {
+            key,
+            action,
+            match_type,
+        })
+    }
+
+    /// Judges an egress packet to `identity` with `proto` and destination `port`.
+    pub fn lookup(&self, identity: Identity, proto: Protocol, port: u16) -> PolicyVerdict {
+        let Some(Decision {
+            key,
+            action,
+            match_type,
+        }) = self.decide(identity, proto, port)
+        else {
+            return PolicyVerdict::Dropped {
+                reason: DropReason::PolicyDenied,
+                key: None,
+            };
         };
         match action {
             PolicyAction::Deny => PolicyVerdict::Dropped {
@@ -515,6 +544,17 @@ impl PolicyMap {
             },
         }
     }
+}
+
+/// The entry of a policy map that decides a packet ([`PolicyMap::decide`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// Its key.
+    pub key: PolicyKey,
+    /// What it does.
+    pub action: &'a PolicyAction,
+    /// How it matched.
+    pub match_type: MatchType,
 }
 
 /// Splits the port range `start..=end` into aligned prefixes (port, prefix length), as Cilium
