@@ -40,6 +40,7 @@ impl Timestamp {
 
     /// The time `d` later, saturating at [`Timestamp::MAX`].
     #[must_use]
+    #[inline]
     pub fn saturating_add(self, d: Duration) -> Self {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self(self.0.saturating_add(nanos))
@@ -60,6 +61,7 @@ impl Timestamp {
 
 impl Add<Duration> for Timestamp {
     type Output = Self;
+    #[inline]
     fn add(self, d: Duration) -> Self {
         self.saturating_add(d)
     }

@@ -6,12 +6,13 @@
 //! flow renews the lifetime.
 
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
-use foldhash::fast::FixedState;
 use fqdnpath_cache::Timestamp;
 use fqdnpath_policy::identity::Identity;
-use hashbrown::HashMap;
+
+use fqdnpath_policy::table::{self, FlatKey, FlatTable};
 
 use crate::PROTO_TCP;
 
@@ -25,7 +26,7 @@ pub const TCP_CLOSE_LIFETIME: Duration = Duration::from_secs(10);
 pub const ANY_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A flow's 5-tuple in the direction it was opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tuple {
     /// Source address.
     pub src: IpAddr,
@@ -39,23 +40,16 @@ pub struct Tuple {
     pub proto: u8,
 }
 
-impl std::hash::Hash for Tuple {
-    /// Hashes the tuple packed into machine words (an IPv4 flow is two `u64`s), which is
-    /// cheaper than hashing each field: conntrack is on every packet's path.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+impl FlatKey for Tuple {
+    /// Both addresses and the ports and protocol, mixed in two multiplies.
+    fn hash64(self) -> u64 {
         let ports =
             (u64::from(self.sport) << 24) | (u64::from(self.dport) << 8) | u64::from(self.proto);
-        match (self.src, self.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                state.write_u64((u64::from(u32::from(s)) << 32) | u64::from(u32::from(d)));
-                state.write_u64(ports);
-            }
-            (s, d) => {
-                state.write_u128(v6_bits(s));
-                state.write_u128(v6_bits(d));
-                state.write_u64(ports | (1 << 63));
-            }
-        }
+        let src = v6_bits(self.src);
+        let dst = v6_bits(self.dst);
+        #[expect(clippy::cast_possible_truncation, reason = "folding 128-bit addresses")]
+        let (s, d) = ((src ^ (src >> 64)) as u64, (dst ^ (dst >> 64)) as u64);
+        table::hash128(s, d ^ table::hash128(ports, u64::from(self.src.is_ipv4())))
     }
 }
 
@@ -89,21 +83,63 @@ pub enum Direction {
     Ingress,
 }
 
-/// One tracked flow.
+/// One tracked flow, in 16 bytes (with its IPv4 key, two to a cache line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CtEntry {
-    /// The endpoint on our side.
-    pub endpoint: u16,
-    /// Who opened it.
-    pub direction: Direction,
-    /// The remote identity when it was opened.
-    pub remote_identity: Identity,
     /// When it expires unless a packet renews it.
     pub expires: Timestamp,
+    /// The remote identity when it was opened.
+    pub remote_identity: Identity,
+    /// The endpoint on our side.
+    pub endpoint: u16,
+    /// `INGRESS`, `CLOSING` and `ESTABLISHED` bits.
+    state: u8,
+}
+
+impl CtEntry {
+    /// The peer opened the flow.
+    const INGRESS: u8 = 0x1;
     /// A FIN or RST was seen.
-    pub closing: bool,
-    /// The TCP handshake completed (a reply was seen).
-    pub established: bool,
+    const CLOSING: u8 = 0x2;
+    /// A reply was seen (for TCP: the handshake completed).
+    const ESTABLISHED: u8 = 0x4;
+
+    /// Who opened it.
+    pub fn direction(&self) -> Direction {
+        if self.state & Self::INGRESS == 0 {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        }
+    }
+
+    /// Whether a FIN or RST was seen.
+    pub fn closing(&self) -> bool {
+        self.state & Self::CLOSING != 0
+    }
+
+    /// Whether the TCP handshake completed (a reply was seen).
+    pub fn established(&self) -> bool {
+        self.state & Self::ESTABLISHED != 0
+    }
+
+    /// Notes a packet with `flags` at `now`: renews the lifetime, which follows the state.
+    #[inline]
+    fn renew(&mut self, proto: u8, flags: TcpFlags, now: Timestamp) {
+        if flags.fin || flags.rst {
+            self.state |= Self::CLOSING;
+        }
+        let lifetime = match (
+            proto == PROTO_TCP,
+            self.state & (Self::CLOSING | Self::ESTABLISHED),
+        ) {
+            (false, _) => ANY_LIFETIME,
+            (true, Self::ESTABLISHED) => TCP_ESTABLISHED_LIFETIME,
+            (true, 0) => TCP_SYN_LIFETIME,
+            (true, _) => TCP_CLOSE_LIFETIME,
+        };
+        self.expires = now + lifetime;
+    }
 }
 
 /// TCP flags of a packet that matter to tracking.
@@ -117,32 +153,119 @@ pub struct TcpFlags {
     pub rst: bool,
 }
 
-/// The connection-tracking table.
+/// The key of an IPv4 flow: both addresses, both ports and the protocol packed into two
+/// machine words. Most flows are IPv4, and conntrack is on every packet's path: this key
+/// hashes in one multiply and compares in two, and with its entry fills half a cache line
+/// (the marker bit of `rest` gives `Option` its niche).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key4 {
+    addrs: u64,
+    rest: NonZeroU64,
+}
+
+impl FlatKey for Key4 {
+    #[inline]
+    fn hash64(self) -> u64 {
+        table::hash128(self.addrs, self.rest.get())
+    }
+}
+
+impl Key4 {
+    /// Set in every `rest`, outside the fields.
+    const MARKER: NonZeroU64 = NonZeroU64::new(1 << 63).unwrap();
+
+    #[inline]
+    fn of(tuple: &Tuple) -> Option<Self> {
+        match (tuple.src, tuple.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Some(Self {
+                addrs: (u64::from(u32::from(s)) << 32) | u64::from(u32::from(d)),
+                rest: Self::MARKER
+                    | (u64::from(tuple.sport) << 24)
+                    | (u64::from(tuple.dport) << 8)
+                    | u64::from(tuple.proto),
+            }),
+            _ => None,
+        }
+    }
+
+    #[expect(clippy::cast_possible_truncation, reason = "unpacks what `of` packed")]
+    fn tuple(self) -> Tuple {
+        let rest = self.rest.get();
+        Tuple {
+            src: IpAddr::V4(((self.addrs >> 32) as u32).into()),
+            dst: IpAddr::V4((self.addrs as u32).into()),
+            sport: (rest >> 24) as u16,
+            dport: (rest >> 8) as u16,
+            proto: rest as u8,
+        }
+    }
+}
+
+/// The connection-tracking table: IPv4 flows in one hash table, every other flow in another
+/// (as Cilium keeps `cilium_ct4_global` and `cilium_ct6_global`), one capacity for both.
 #[derive(Clone, Debug)]
 pub struct Conntrack {
-    flows: HashMap<Tuple, CtEntry, FixedState>,
+    v4: FlatTable<Key4, CtEntry>,
+    other: FlatTable<Tuple, CtEntry>,
     max_entries: usize,
     ingress_opened: bool,
+}
+
+/// A live flow's entry, from [`Conntrack::live`].
+pub struct Live<'a> {
+    entry: &'a mut CtEntry,
+    proto: u8,
+}
+
+impl Live<'_> {
+    /// Records a packet in the flow's opening direction, as [`Conntrack::track`] does for a
+    /// live flow: notes a FIN or RST and renews the lifetime.
+    #[inline]
+    pub fn renew(self, flags: TcpFlags, now: Timestamp) {
+        self.entry.renew(self.proto, flags, now);
+    }
+}
+
+/// The live entry of a slot, a fresh one in place of an expired one, or a new one if the
+/// table is not full.
+fn open<K: FlatKey>(
+    slot: table::Entry<'_, K, CtEntry>,
+    fresh: impl FnOnce() -> CtEntry,
+    full: bool,
+    now: Timestamp,
+) -> Option<&mut CtEntry> {
+    match slot {
+        table::Entry::Occupied(entry) => {
+            if now > entry.expires {
+                *entry = fresh();
+            }
+            Some(entry)
+        }
+        table::Entry::Vacant(_) if full => None,
+        table::Entry::Vacant(slot) => Some(slot.insert(fresh())),
+    }
 }
 
 impl Conntrack {
     /// An empty table holding at most `max_entries` flows.
     pub fn new(max_entries: usize) -> Self {
         Self {
-            flows: HashMap::with_hasher(FixedState::default()),
+            v4: FlatTable::new(),
+            other: FlatTable::new(),
             max_entries,
             ingress_opened: false,
         }
     }
 
     /// How many flows are tracked.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.v4.len() + self.other.len()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.len() == 0
     }
 
     /// Its capacity.
@@ -150,18 +273,21 @@ impl Conntrack {
         self.max_entries
     }
 
-    /// The flow opened as `tuple`, if tracked and not expired at `now`.
-    pub fn get(&self, tuple: &Tuple, now: Timestamp) -> Option<&CtEntry> {
-        self.flows.get(tuple).filter(|e| now <= e.expires)
+    #[inline]
+    fn entry_mut(&mut self, tuple: &Tuple) -> Option<&mut CtEntry> {
+        match Key4::of(tuple) {
+            Some(key) => self.v4.get_mut(key),
+            None => self.other.get_mut(*tuple),
+        }
     }
 
-    fn lifetime(proto: u8, established: bool, closing: bool) -> Duration {
-        match (proto == PROTO_TCP, established, closing) {
-            (true, _, true) => TCP_CLOSE_LIFETIME,
-            (true, true, false) => TCP_ESTABLISHED_LIFETIME,
-            (true, false, false) => TCP_SYN_LIFETIME,
-            (false, ..) => ANY_LIFETIME,
+    /// The flow opened as `tuple`, if tracked and not expired at `now`.
+    pub fn get(&self, tuple: &Tuple, now: Timestamp) -> Option<&CtEntry> {
+        match Key4::of(tuple) {
+            Some(key) => self.v4.get(key),
+            None => self.other.get(*tuple),
         }
+        .filter(|e| now <= e.expires)
     }
 
     /// Records a packet of the flow opened as `tuple` in the opening direction: creates the
@@ -176,65 +302,92 @@ impl Conntrack {
         flags: TcpFlags,
         now: Timestamp,
     ) -> bool {
-        let full = self.flows.len() >= self.max_entries;
-        let fresh = CtEntry {
-            endpoint,
-            direction,
-            remote_identity,
+        let full = self.len() >= self.max_entries;
+        let fresh = || CtEntry {
             expires: now,
-            closing: false,
-            established: false,
+            remote_identity,
+            endpoint,
+            state: if direction == Direction::Ingress {
+                CtEntry::INGRESS
+            } else {
+                0
+            },
         };
-        // One hash lookup: renew a live entry, replace an expired one, or add a new one.
-        let entry = match self.flows.entry(tuple) {
-            hashbrown::hash_map::Entry::Occupied(slot) => {
-                let entry = slot.into_mut();
-                if now > entry.expires {
-                    *entry = fresh;
-                }
-                entry
-            }
-            hashbrown::hash_map::Entry::Vacant(_) if full => return false,
-            hashbrown::hash_map::Entry::Vacant(slot) => slot.insert(fresh),
+        let entry = match Key4::of(&tuple) {
+            Some(key) => open(self.v4.entry(key), fresh, full, now),
+            None => open(self.other.entry(tuple), fresh, full, now),
         };
-        entry.closing |= flags.fin || flags.rst;
-        entry.expires = now + Self::lifetime(tuple.proto, entry.established, entry.closing);
+        let Some(entry) = entry else {
+            return false;
+        };
+        entry.renew(tuple.proto, flags, now);
         if direction == Direction::Ingress {
             self.ingress_opened = true;
         }
         true
     }
 
+    /// The live entry of the flow opened as `tuple`, to renew with [`Live::renew`] once the
+    /// packet is judged: what [`Conntrack::track`] does to a live flow, found before the
+    /// verdict so that the table's memory loads while the ipcache and the policy are looked
+    /// up. `None`: not tracked or expired (then [`Conntrack::track`] opens it).
+    #[inline]
+    pub fn live(&mut self, tuple: &Tuple, now: Timestamp) -> Option<Live<'_>> {
+        self.entry_mut(tuple)
+            .filter(|e| now <= e.expires)
+            .map(|entry| Live {
+                entry,
+                proto: tuple.proto,
+            })
+    }
+
     /// Whether any flow was ever opened towards an endpoint (until then no egress packet can
     /// be a reply, and the datapath skips that lookup).
+    #[inline]
     pub fn has_ingress_flows(&self) -> bool {
         self.ingress_opened
     }
 
     /// Records a reply packet of the flow opened as `tuple`; returns whether the flow exists.
     pub fn reply(&mut self, tuple: &Tuple, flags: TcpFlags, now: Timestamp) -> bool {
-        let Some(entry) = self.flows.get_mut(tuple).filter(|e| now <= e.expires) else {
+        self.reply_to(tuple, None, flags, now)
+    }
+
+    /// Records a reply packet of the flow opened as `tuple` if it exists, is live and (when
+    /// `opened_by` is given) was opened in that direction; returns whether it was.
+    pub fn reply_to(
+        &mut self,
+        tuple: &Tuple,
+        opened_by: Option<Direction>,
+        flags: TcpFlags,
+        now: Timestamp,
+    ) -> bool {
+        let Some(entry) = self.entry_mut(tuple).filter(|e| {
+            now <= e.expires && opened_by.is_none_or(|direction| e.direction() == direction)
+        }) else {
             return false;
         };
-        entry.established = true;
-        entry.closing |= flags.fin || flags.rst;
-        entry.expires = now + Self::lifetime(tuple.proto, true, entry.closing);
+        entry.state |= CtEntry::ESTABLISHED;
+        entry.renew(tuple.proto, flags, now);
         true
     }
 
     /// Forgets a flow (closed and gone).
     pub fn remove(&mut self, tuple: &Tuple) -> Option<CtEntry> {
-        self.flows.remove(tuple)
+        match Key4::of(tuple) {
+            Some(key) => self.v4.remove(key),
+            None => self.other.remove(*tuple),
+        }
     }
 
     /// The GC at `now`: removes expired flows and returns, for the DNS cache's zombies, the
     /// (endpoint, destination) of every live flow the endpoint opened, sorted.
     pub fn gc(&mut self, now: Timestamp) -> Vec<(u16, IpAddr)> {
-        self.flows.retain(|_, e| now <= e.expires);
+        self.v4.retain(|_, e| now <= e.expires);
+        self.other.retain(|_, e| now <= e.expires);
         let mut alive: Vec<(u16, IpAddr)> = self
-            .flows
             .iter()
-            .filter(|(_, e)| e.direction == Direction::Egress)
+            .filter(|(_, e)| e.direction() == Direction::Egress)
             .map(|(t, e)| (e.endpoint, t.dst))
             .collect();
         alive.sort_unstable();
@@ -242,9 +395,16 @@ impl Conntrack {
         alive
     }
 
+    fn iter(&self) -> impl Iterator<Item = (Tuple, &CtEntry)> {
+        self.v4
+            .iter()
+            .map(|(k, e)| (k.tuple(), e))
+            .chain(self.other.iter().map(|(t, e)| (*t, e)))
+    }
+
     /// Every tracked flow, sorted by tuple.
     pub fn flows(&self) -> Vec<(Tuple, CtEntry)> {
-        let mut out: Vec<(Tuple, CtEntry)> = self.flows.iter().map(|(t, e)| (*t, *e)).collect();
+        let mut out: Vec<(Tuple, CtEntry)> = self.iter().map(|(t, e)| (t, *e)).collect();
         out.sort_unstable_by_key(|(t, _)| *t);
         out
     }

@@ -25,6 +25,7 @@ pub mod reference;
 pub mod service;
 
 pub use fqdnpath_policy::policymap::{PROTO_TCP, PROTO_UDP};
+pub use fqdnpath_policy::table;
 pub use reference::{
     Capacity, Datapath, DatapathError, FlowEvent, MapSizes, Packet, ReferenceDatapath, Verdict,
 };

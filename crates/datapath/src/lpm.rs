@@ -1,16 +1,14 @@
 //! Longest-prefix match, with a capacity like a BPF map's `max_entries`.
 //!
-//! One hash table per prefix length, and the list of lengths in use, longest first: a lookup
+//! One hash table per prefix length ([`FlatTable`]), and the list of lengths in use, longest
+//! first: a lookup
 //! probes one table per length in use until one holds the masked address. An ipcache holds
 //! mostly host routes (/32, /128) and a handful of CIDR lengths, so a lookup is one to three
 //! hash probes whatever the number of prefixes. IPv4 and IPv6 live in separate tables, as the
 //! kernel side keeps two LPM tries (measured faster and smaller than one trie with a family
 //! byte). The `datapath/lpm_*` benches compare it with the `prefix-trie` crate.
 
-use std::hash::Hash;
-
-use foldhash::fast::FixedState;
-use hashbrown::HashMap;
+use fqdnpath_policy::table::{FlatKey, FlatTable};
 
 /// Why an insert failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +31,7 @@ pub enum LpmError {
 }
 
 /// An address type: `u32` for IPv4, `u128` for IPv6.
-pub trait Address: Copy + Eq + Hash + Ord + std::fmt::Debug {
+pub trait Address: FlatKey + Ord + std::fmt::Debug {
     /// The width in bits.
     const BITS: u8;
     /// The address with all but the first `len` bits cleared.
@@ -67,7 +65,7 @@ impl Address for u128 {
 #[derive(Clone, Debug)]
 pub struct LpmTable<A: Address, V> {
     /// Index = prefix length.
-    tables: Vec<HashMap<A, V, FixedState>>,
+    tables: Vec<FlatTable<A, V>>,
     /// The lengths with at least one prefix, longest first.
     lengths: Vec<u8>,
     len: usize,
@@ -78,9 +76,7 @@ impl<A: Address, V> LpmTable<A, V> {
     /// An empty table that holds at most `max_entries` prefixes.
     pub fn new(max_entries: usize) -> Self {
         Self {
-            tables: (0..=A::BITS)
-                .map(|_| HashMap::with_hasher(FixedState::default()))
-                .collect(),
+            tables: (0..=A::BITS).map(|_| FlatTable::new()).collect(),
             lengths: Vec::new(),
             len: 0,
             max_entries,
@@ -109,7 +105,7 @@ impl<A: Address, V> LpmTable<A, V> {
         }
         let key = addr.mask(len);
         let table = &mut self.tables[usize::from(len)];
-        if let Some(slot) = table.get_mut(&key) {
+        if let Some(slot) = table.get_mut(key) {
             return Ok(Some(std::mem::replace(slot, value)));
         }
         if self.len >= self.max_entries {
@@ -129,7 +125,7 @@ impl<A: Address, V> LpmTable<A, V> {
     /// Removes `addr/len`; returns its value.
     pub fn remove(&mut self, addr: A, len: u8) -> Option<V> {
         let table = self.tables.get_mut(usize::from(len))?;
-        let value = table.remove(&addr.mask(len))?;
+        let value = table.remove(addr.mask(len))?;
         if table.is_empty() {
             self.lengths.retain(|&l| l != len);
         }
@@ -139,14 +135,14 @@ impl<A: Address, V> LpmTable<A, V> {
 
     /// The value of exactly `addr/len`.
     pub fn get(&self, addr: A, len: u8) -> Option<&V> {
-        self.tables.get(usize::from(len))?.get(&addr.mask(len))
+        self.tables.get(usize::from(len))?.get(addr.mask(len))
     }
 
     /// The longest prefix holding `addr`: its length and value.
     #[inline]
     pub fn lookup(&self, addr: A) -> Option<(u8, &V)> {
         for &len in &self.lengths {
-            if let Some(v) = self.tables[usize::from(len)].get(&addr.mask(len)) {
+            if let Some(v) = self.tables[usize::from(len)].get(addr.mask(len)) {
                 return Some((len, v));
             }
         }

@@ -16,21 +16,20 @@
 //! them, for the ipcache) is dropped, `POLICY_DENIED`, until the maps are rebuilt (a new
 //! datapath).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use foldhash::fast::FixedState;
 use fqdnpath_cache::Timestamp;
 use fqdnpath_policy::compile::{Compiler, Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
-    DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap, PolicyVerdict,
+    DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap,
 };
-use hashbrown::HashMap;
 
 use crate::conntrack::{Conntrack, Direction, TcpFlags, Tuple};
 use crate::frame::{Parsed, parse_frame};
 use crate::lpm::{LpmError, LpmTable};
+use fqdnpath_policy::table::FlatTable;
 
 /// A packet, as far as policy cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +50,7 @@ pub struct Packet {
 
 impl Packet {
     /// The packet's flow tuple.
+    #[inline]
     pub fn tuple(&self) -> Tuple {
         Tuple {
             src: self.src,
@@ -286,20 +286,78 @@ pub fn invalid_frame_event(
     }
 }
 
+/// The identity the ipcache tables give `addr` (a miss is `world`).
+#[expect(clippy::inline_always, reason = "measured: see the doc comment")]
+#[inline(always)]
+fn lookup_identity(
+    ipcache4: &LpmTable<u32, Identity>,
+    ipcache6: &LpmTable<u128, Identity>,
+    addr: IpAddr,
+) -> Identity {
+    let hit = match addr {
+        IpAddr::V4(a) => ipcache4.lookup(u32::from(a)).map(|(_, id)| *id),
+        IpAddr::V6(a) => ipcache6.lookup(u128::from(a)).map(|(_, id)| *id),
+    };
+    hit.unwrap_or(Identity::WORLD)
+}
+
 /// The reference datapath, in memory.
 #[derive(Clone, Debug)]
 pub struct ReferenceDatapath {
     sizes: MapSizes,
-    endpoints: HashMap<IpAddr, (EndpointId, Identity), FixedState>,
+    /// Local endpoints by address, IPv4 and IPv6 apart so that the lookup on every packet
+    /// hashes one integer.
+    endpoints4: FlatTable<u32, Local>,
+    endpoints6: FlatTable<u128, Local>,
     ipcache4: LpmTable<u32, Identity>,
     ipcache6: LpmTable<u128, Identity>,
-    policy: BTreeMap<EndpointId, PolicyMap>,
+    /// Each endpoint's policy, at the slot `slots` gives it (a local endpoint's entry carries
+    /// its slot, so a verdict needs no lookup by endpoint id).
+    policies: Vec<EndpointPolicy>,
+    slots: BTreeMap<EndpointId, usize>,
     policy_entries: usize,
     conntrack: Conntrack,
-    /// Endpoints failing closed after a policy change did not fit.
-    failed_endpoints: BTreeSet<EndpointId>,
     /// Every endpoint fails closed after an ipcache change did not fit.
     ipcache_failed: bool,
+}
+
+/// What the datapath does with a packet: the parts of its [`FlowEvent`] a verdict decides.
+struct Judged {
+    verdict: Verdict,
+    drop_reason: Option<DropReason>,
+    is_reply: bool,
+    match_type: Option<MatchType>,
+    policy_key: Option<PolicyKey>,
+    dns: Option<DnsAllow>,
+}
+
+impl Judged {
+    fn dropped(reason: DropReason) -> Self {
+        Self {
+            verdict: Verdict::Dropped,
+            drop_reason: Some(reason),
+            is_reply: false,
+            match_type: None,
+            policy_key: None,
+            dns: None,
+        }
+    }
+}
+
+/// A local endpoint, as its address's entry holds it.
+#[derive(Clone, Copy, Debug)]
+struct Local {
+    endpoint: EndpointId,
+    identity: Identity,
+    slot: usize,
+}
+
+/// One endpoint's policy map.
+#[derive(Clone, Debug, Default)]
+struct EndpointPolicy {
+    map: PolicyMap,
+    /// A policy change for it did not fit: it fails closed.
+    failed: bool,
 }
 
 impl Default for ReferenceDatapath {
@@ -313,29 +371,45 @@ impl ReferenceDatapath {
     pub fn new(sizes: MapSizes) -> Self {
         Self {
             sizes,
-            endpoints: HashMap::with_hasher(FixedState::default()),
+            endpoints4: FlatTable::new(),
+            endpoints6: FlatTable::new(),
             ipcache4: LpmTable::new(sizes.ipcache4),
             ipcache6: LpmTable::new(sizes.ipcache6),
-            policy: BTreeMap::new(),
+            policies: Vec::new(),
+            slots: BTreeMap::new(),
             policy_entries: 0,
             conntrack: Conntrack::new(sizes.conntrack),
-            failed_endpoints: BTreeSet::new(),
             ipcache_failed: false,
         }
     }
 
     /// The identity the ipcache gives `addr` (a miss is `world`).
     pub fn identity_of(&self, addr: IpAddr) -> Identity {
-        let hit = match addr {
-            IpAddr::V4(a) => self.ipcache4.lookup(u32::from(a)).map(|(_, id)| *id),
-            IpAddr::V6(a) => self.ipcache6.lookup(u128::from(a)).map(|(_, id)| *id),
-        };
-        hit.unwrap_or(Identity::WORLD)
+        lookup_identity(&self.ipcache4, &self.ipcache6, addr)
     }
 
     /// The conntrack table.
     pub fn conntrack(&self) -> &Conntrack {
         &self.conntrack
+    }
+
+    /// The local endpoint at `addr`. Always inlined, as every step of a verdict: returned
+    /// through memory, its result would wait on a store.
+    #[expect(clippy::inline_always, reason = "measured: see the doc comment")]
+    #[inline(always)]
+    fn local(&self, addr: IpAddr) -> Option<Local> {
+        match addr {
+            IpAddr::V4(a) => self.endpoints4.get(u32::from(a)).copied(),
+            IpAddr::V6(a) => self.endpoints6.get(u128::from(a)).copied(),
+        }
+    }
+
+    /// The slot of `endpoint`'s policy, made if it has none yet.
+    fn slot(&mut self, endpoint: EndpointId) -> usize {
+        *self.slots.entry(endpoint).or_insert_with(|| {
+            self.policies.push(EndpointPolicy::default());
+            self.policies.len() - 1
+        })
     }
 
     fn ipcache_insert(&mut self, prefix: Prefix, identity: Identity) -> Result<(), LpmError> {
@@ -351,6 +425,89 @@ impl ReferenceDatapath {
             IpAddr::V4(a) => self.ipcache4.remove(u32::from(a), prefix.len),
             IpAddr::V6(a) => self.ipcache6.remove(u128::from(a), prefix.len),
         };
+    }
+
+    /// Judges an egress packet of a local endpoint: the destination's identity, and what
+    /// happens to the packet.
+    #[inline]
+    fn judge_egress(
+        &mut self,
+        packet: &Packet,
+        local: Local,
+        now: Timestamp,
+    ) -> (Identity, Judged) {
+        let tuple = packet.tuple();
+        // A reply to a flow the peer opened towards us passes.
+        if self.conntrack.has_ingress_flows()
+            && self.conntrack.reply_to(
+                &tuple.reversed(),
+                Some(Direction::Ingress),
+                packet.flags,
+                now,
+            )
+        {
+            let reply = Judged {
+                verdict: Verdict::Forwarded,
+                is_reply: true,
+                ..Judged::dropped(DropReason::PolicyDenied)
+            };
+            return (
+                self.identity_of(packet.dst),
+                Judged {
+                    drop_reason: None,
+                    ..reply
+                },
+            );
+        }
+        // The flow's conntrack entry first: its memory loads while the ipcache and the policy
+        // are looked up.
+        let live = self.conntrack.live(&tuple, now);
+        let remote = lookup_identity(&self.ipcache4, &self.ipcache6, packet.dst);
+        let policy = &self.policies[local.slot];
+        if self.ipcache_failed || policy.failed {
+            return (remote, Judged::dropped(DropReason::PolicyDenied));
+        }
+        let Some(decision) = policy.map.decide(remote, packet.proto, packet.dport) else {
+            return (remote, Judged::dropped(DropReason::PolicyDenied));
+        };
+        let (verdict, dns) = match decision.action {
+            PolicyAction::Deny => {
+                let denied = Judged {
+                    policy_key: Some(decision.key),
+                    ..Judged::dropped(DropReason::PolicyDeny)
+                };
+                return (remote, denied);
+            }
+            PolicyAction::Allow => (Verdict::Forwarded, None),
+            PolicyAction::RedirectDns(dns) => (Verdict::Redirected, Some(dns)),
+        };
+        let tracked = match live {
+            Some(live) => {
+                live.renew(packet.flags, now);
+                true
+            }
+            None => self.conntrack.track(
+                tuple,
+                local.endpoint,
+                Direction::Egress,
+                remote,
+                packet.flags,
+                now,
+            ),
+        };
+        if !tracked {
+            // Untrackable: its replies could not pass. Fail closed, with Cilium's reason.
+            return (remote, Judged::dropped(DropReason::CtMapInsertionFailed));
+        }
+        let forwarded = Judged {
+            verdict,
+            drop_reason: None,
+            is_reply: false,
+            match_type: Some(decision.match_type),
+            policy_key: Some(decision.key),
+            dns: dns.cloned(),
+        };
+        (remote, forwarded)
     }
 
     fn event(
@@ -391,8 +548,15 @@ impl Datapath for ReferenceDatapath {
         addr: IpAddr,
         identity: Identity,
     ) -> Result<(), DatapathError> {
-        self.endpoints.insert(addr, (endpoint, identity));
-        self.policy.entry(endpoint).or_default();
+        let local = Local {
+            endpoint,
+            identity,
+            slot: self.slot(endpoint),
+        };
+        match addr {
+            IpAddr::V4(a) => self.endpoints4.insert(u32::from(a), local),
+            IpAddr::V6(a) => self.endpoints6.insert(u128::from(a), local),
+        };
         Ok(())
     }
 
@@ -426,10 +590,11 @@ impl Datapath for ReferenceDatapath {
                     key,
                     action,
                 } => {
-                    let map = self.policy.entry(*endpoint).or_default();
-                    if map.get(key).is_none() {
+                    let slot = self.slot(*endpoint);
+                    let policy = &mut self.policies[slot];
+                    if policy.map.get(key).is_none() {
                         if self.policy_entries >= self.sizes.policy {
-                            self.failed_endpoints.insert(*endpoint);
+                            policy.failed = true;
                             first_error.get_or_insert(DatapathError::MapFull {
                                 map: "policy",
                                 max_entries: self.sizes.policy,
@@ -438,11 +603,11 @@ impl Datapath for ReferenceDatapath {
                         }
                         self.policy_entries += 1;
                     }
-                    map.insert(*key, action.clone());
+                    policy.map.insert(*key, action.clone());
                 }
                 Delta::PolicyDelete { endpoint, key } => {
-                    if let Some(map) = self.policy.get_mut(endpoint)
-                        && map.remove(key).is_some()
+                    if let Some(&slot) = self.slots.get(endpoint)
+                        && self.policies[slot].map.remove(key).is_some()
                     {
                         self.policy_entries -= 1;
                     }
@@ -455,78 +620,34 @@ impl Datapath for ReferenceDatapath {
     }
 
     fn egress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
-        let remote = self.identity_of(packet.dst);
-        let Some(&(endpoint, identity)) = self.endpoints.get(&packet.src) else {
-            let mut event = Self::event(packet, now, true, None, remote);
-            event.drop_reason = Some(DropReason::InvalidSourceIp);
-            return event;
+        let local = self.local(packet.src);
+        let (remote, judged) = match local {
+            Some(local) => self.judge_egress(packet, local, now),
+            None => (
+                self.identity_of(packet.dst),
+                Judged::dropped(DropReason::InvalidSourceIp),
+            ),
         };
-        let mut event = Self::event(packet, now, true, Some((endpoint, identity)), remote);
-        let tuple = packet.tuple();
-        // A reply to a flow the peer opened towards us passes.
-        if self.conntrack.has_ingress_flows()
-            && self
-                .conntrack
-                .get(&tuple.reversed(), now)
-                .is_some_and(|e| e.direction == Direction::Ingress)
-        {
-            self.conntrack.reply(&tuple.reversed(), packet.flags, now);
-            event.verdict = Verdict::Forwarded;
-            event.is_reply = true;
-            return event;
+        // Built once, in place: a verdict moves no event around.
+        FlowEvent {
+            time: now,
+            verdict: judged.verdict,
+            drop_reason: judged.drop_reason,
+            egress: true,
+            endpoint: local.map(|l| l.endpoint),
+            packet: *packet,
+            src_identity: local.map_or(Identity::ANY, |l| l.identity),
+            dst_identity: remote,
+            is_reply: judged.is_reply,
+            match_type: judged.match_type,
+            policy_key: judged.policy_key,
+            dns: judged.dns,
         }
-        if self.ipcache_failed || self.failed_endpoints.contains(&endpoint) {
-            event.drop_reason = Some(DropReason::PolicyDenied);
-            return event;
-        }
-        let verdict = self.policy.get(&endpoint).map_or(
-            PolicyVerdict::Dropped {
-                reason: DropReason::PolicyDenied,
-                key: None,
-            },
-            |map| map.lookup(remote, packet.proto, packet.dport),
-        );
-        match verdict {
-            PolicyVerdict::Dropped { reason, key } => {
-                event.drop_reason = Some(reason);
-                event.policy_key = key;
-            }
-            PolicyVerdict::Allowed { key, match_type }
-            | PolicyVerdict::Redirected {
-                key, match_type, ..
-            } => {
-                if let PolicyVerdict::Redirected { dns, .. } = &verdict {
-                    event.verdict = Verdict::Redirected;
-                    event.dns = Some(dns.clone());
-                } else {
-                    event.verdict = Verdict::Forwarded;
-                }
-                event.match_type = Some(match_type);
-                event.policy_key = Some(key);
-                if !self.conntrack.track(
-                    tuple,
-                    endpoint,
-                    Direction::Egress,
-                    remote,
-                    packet.flags,
-                    now,
-                ) {
-                    // Untrackable: its replies could not pass. Fail closed, with Cilium's
-                    // reason.
-                    event.verdict = Verdict::Dropped;
-                    event.drop_reason = Some(DropReason::CtMapInsertionFailed);
-                    event.match_type = None;
-                    event.policy_key = None;
-                    event.dns = None;
-                }
-            }
-        }
-        event
     }
 
     fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
         let remote = self.identity_of(packet.src);
-        let endpoint = self.endpoints.get(&packet.dst).copied();
+        let endpoint = self.local(packet.dst).map(|l| (l.endpoint, l.identity));
         let mut event = Self::event(packet, now, false, endpoint, remote);
         event.verdict = Verdict::Forwarded;
         let tuple = packet.tuple();
@@ -577,9 +698,15 @@ impl Datapath for ReferenceDatapath {
     }
 
     fn policy_entries(&self, endpoint: EndpointId) -> Vec<(PolicyKey, PolicyAction)> {
-        self.policy
+        self.slots
             .get(&endpoint)
-            .map(|m| m.iter().map(|(k, a)| (*k, a.clone())).collect())
+            .map(|&slot| {
+                self.policies[slot]
+                    .map
+                    .iter()
+                    .map(|(k, a)| (*k, a.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
