@@ -17,6 +17,8 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -64,17 +66,63 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct fqdnpath_endpoint_key);
+	__type(key, struct fqdnpath_endpoint_key4);
 	__type(value, struct fqdnpath_endpoint_value);
 	__uint(max_entries, 1024);
-} fqdn_endpoints SEC(".maps");
+} fqdn_endpoints4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct fqdnpath_endpoint_key6);
+	__type(value, struct fqdnpath_endpoint_value);
+	__uint(max_entries, 1024);
+} fqdn_endpoints6 SEC(".maps");
+
+/*
+ * The generation of the endpoint maps: userspace bumps it after every change to them, so that
+ * a CPU's cached endpoint (fqdn_endpoint_cache) is used only while it is current.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} fqdn_endpoints_gen SEC(".maps");
+
+/*
+ * Per CPU, the last endpoint found and the generation it was found in. A program runs per
+ * endpoint interface, as Cilium's, so consecutive packets on a CPU mostly come from one
+ * endpoint: the cache answers them with two inlined array lookups and a compare, where the
+ * hash lookup costs four kernel calls (hash, bucket walk, memcmp).
+ */
+struct endpoint_cache {
+	__u64 gen;
+	__u32 family; /* 0: empty */
+	__u32 pad;
+	__u8 addr[16];
+	struct fqdnpath_endpoint_value value;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct endpoint_cache);
+	__uint(max_entries, 1);
+} fqdn_endpoint_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct fqdnpath_ct_key);
+	__type(key, struct fqdnpath_ct_key4);
 	__type(value, struct fqdnpath_ct_value);
 	__uint(max_entries, 262144);
-} fqdn_ct SEC(".maps");
+} fqdn_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct fqdnpath_ct_key6);
+	__type(value, struct fqdnpath_ct_value);
+	__uint(max_entries, 262144);
+} fqdn_ct6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -136,20 +184,44 @@ static __always_inline void count(__u32 index)
 }
 
 /*
- * Copies len bytes at off out of the packet: straight from the linear data when they are
- * there (the common case, and several times cheaper), else through bpf_skb_load_bytes.
+ * The len bytes at off: a pointer into the packet when they are in its linear data (the
+ * common case), else into buf, filled by bpf_skb_load_bytes; NULL when the packet is shorter.
+ * Callers read the header through a typed pointer, so that clang emits word loads: copying
+ * packet bytes with memcpy makes it load them one by one (their alignment is unknown).
  */
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+static __always_inline const void *header(struct __sk_buff *skb, __u32 off, void *buf, __u32 len)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	if (off <= 512 && data + off + len <= data_end) {
-		__builtin_memcpy(to, data + off, len);
+	if (off <= 512 && data + off + len <= data_end)
+		return data + off;
+	if (bpf_skb_load_bytes(skb, off, buf, len) < 0)
 		return 0;
-	}
-	return bpf_skb_load_bytes(skb, off, to, len);
+	return buf;
 }
+
+/* The first 14 bytes of a TCP header: the ports and the flags byte. */
+struct tcp_head {
+	__be16 sport;
+	__be16 dport;
+	__u8 seq_ack_off[9];
+	__u8 flags;
+};
+
+/* The ports of UDP and SCTP. */
+struct ports {
+	__be16 sport;
+	__be16 dport;
+};
+
+/* The start of an IPv6 extension header. */
+struct ext_head {
+	__u8 nexthdr;
+	__u8 len;
+	__be16 frag_off; /* fragment headers: offset (13 bits), then flags */
+	__u8 rest[4];
+};
 
 /*
  * Reads the transport ports (and TCP flags) at l4_off. Protocols without ports get port 0.
@@ -157,45 +229,51 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u3
  */
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4_off, struct packet *pkt)
 {
-	__u8 l4[14];
+	const struct tcp_head *tcp;
+	const struct ports *ports;
+	union {
+		struct tcp_head tcp;
+		struct ports ports;
+	} buf;
 
 	switch (pkt->protocol) {
 	case IPPROTO_TCP:
-		/* Ports and the flags byte. */
-		if (load(skb, l4_off, l4, 14) < 0)
+		tcp = header(skb, l4_off, &buf.tcp, sizeof(buf.tcp));
+		if (!tcp)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
-		pkt->tcp_flags = l4[13];
-		break;
+		pkt->sport = tcp->sport;
+		pkt->dport = tcp->dport;
+		pkt->tcp_flags = tcp->flags;
+		return 0;
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
-		if (load(skb, l4_off, l4, 4) < 0)
+		ports = header(skb, l4_off, &buf.ports, sizeof(buf.ports));
+		if (!ports)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
-		break;
+		pkt->sport = ports->sport;
+		pkt->dport = ports->dport;
+		return 0;
 	default:
 		return 0;
 	}
-	__builtin_memcpy(&pkt->sport, &l4[0], 2);
-	__builtin_memcpy(&pkt->dport, &l4[2], 2);
-	return 0;
 }
 
 static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *pkt,
 				      struct fqdnpath_flow_event *ev)
 {
-	__u8 ip[20];
+	struct iphdr buf;
+	const struct iphdr *ip = header(skb, ETH_HLEN_, &buf, sizeof(buf));
 	__u32 ihl;
 
-	if (load(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
+	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return FQDNPATH_DROP_INVALID;
-	ihl = (ip[0] & 0x0f) * 4;
-	if ((ip[0] >> 4) != 4 || ihl < 20)
-		return FQDNPATH_DROP_INVALID;
+	ihl = ip->ihl * 4;
 	pkt->family = 4;
-	pkt->protocol = ip[9];
-	__builtin_memcpy(ev->saddr, &ip[12], 4);
-	__builtin_memcpy(ev->daddr, &ip[16], 4);
+	pkt->protocol = ip->protocol;
+	__builtin_memcpy(ev->saddr, &ip->saddr, 4);
+	__builtin_memcpy(ev->daddr, &ip->daddr, 4);
 	/* A fragment other than the first carries no transport header. */
-	if (((ip[6] & 0x1f) | ip[7]) != 0)
+	if (ip->frag_off & bpf_htons(0x1fff))
 		return FQDNPATH_DROP_FRAG_NOSUPPORT;
 	return parse_l4(skb, ETH_HLEN_ + ihl, pkt);
 }
@@ -203,24 +281,24 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct packet *pkt,
 static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt,
 				      struct fqdnpath_flow_event *ev)
 {
-	__u8 ip[IPV6_HLEN];
+	struct ipv6hdr buf;
+	const struct ipv6hdr *ip = header(skb, ETH_HLEN_, &buf, sizeof(buf));
 	__u32 off = ETH_HLEN_ + IPV6_HLEN;
 	__u8 nexthdr;
 	int i;
 
-	if (load(skb, ETH_HLEN_, ip, sizeof(ip)) < 0)
-		return FQDNPATH_DROP_INVALID;
-	if ((ip[0] >> 4) != 6)
+	if (!ip || ip->version != 6)
 		return FQDNPATH_DROP_INVALID;
 	pkt->family = 6;
-	nexthdr = ip[6];
-	__builtin_memcpy(ev->saddr, &ip[8], 16);
-	__builtin_memcpy(ev->daddr, &ip[24], 16);
+	nexthdr = ip->nexthdr;
+	__builtin_memcpy(ev->saddr, &ip->saddr, 16);
+	__builtin_memcpy(ev->daddr, &ip->daddr, 16);
 
 	/* The common extension headers, at most IPV6_MAX_HEADERS of them, as Cilium. */
 #pragma unroll
 	for (i = 0; i < IPV6_MAX_HEADERS; i++) {
-		__u8 opt[8];
+		struct ext_head ext_buf;
+		const struct ext_head *ext;
 
 		switch (nexthdr) {
 		case NEXTHDR_NONE:
@@ -235,19 +313,20 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt,
 			pkt->protocol = nexthdr;
 			return parse_l4(skb, off, pkt);
 		}
-		if (load(skb, off, opt, sizeof(opt)) < 0)
+		ext = header(skb, off, &ext_buf, sizeof(ext_buf));
+		if (!ext)
 			return FQDNPATH_DROP_INVALID;
 		if (nexthdr == NEXTHDR_FRAGMENT) {
 			/* Fragment offset (13 bits) other than 0: no transport header. */
-			if (((opt[2] << 5) | (opt[3] >> 3)) != 0)
+			if (ext->frag_off & bpf_htons(0xfff8))
 				return FQDNPATH_DROP_FRAG_NOSUPPORT;
 			off += 8;
 		} else if (nexthdr == NEXTHDR_AUTH) {
-			off += ((__u32)opt[1] + 2) * 4;
+			off += ((__u32)ext->len + 2) * 4;
 		} else {
-			off += ((__u32)opt[1] + 1) * 8;
+			off += ((__u32)ext->len + 1) * 8;
 		}
-		nexthdr = opt[0];
+		nexthdr = ext->nexthdr;
 	}
 	switch (nexthdr) {
 	case NEXTHDR_NONE:
@@ -270,11 +349,12 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct packet *pkt,
 static __always_inline int parse(struct __sk_buff *skb, struct packet *pkt,
 				 struct fqdnpath_flow_event *ev)
 {
-	__be16 proto;
+	__be16 buf;
+	const __be16 *proto = header(skb, 12, &buf, sizeof(buf));
 
-	if (load(skb, 12, &proto, sizeof(proto)) < 0)
+	if (!proto)
 		return FQDNPATH_DROP_INVALID;
-	switch (proto) {
+	switch (*proto) {
 	case bpf_htons(ETH_P_IP):
 		return parse_ipv4(skb, pkt, ev);
 	case bpf_htons(ETH_P_IPV6):
@@ -286,7 +366,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *pkt,
 	}
 }
 
-static __always_inline __u32 ipcache_identity(__u8 family, const __u8 *addr)
+static __always_inline __u32 ipcache_identity(const __u8 family, const __u8 *addr)
 {
 	struct fqdnpath_ipcache_value *value;
 
@@ -304,12 +384,49 @@ static __always_inline __u32 ipcache_identity(__u8 family, const __u8 *addr)
 	return value ? value->identity : FQDNPATH_IDENTITY_WORLD;
 }
 
-static __always_inline struct fqdnpath_endpoint_value *endpoint(__u8 family, const __u8 *addr)
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b, const __u8 family)
 {
-	struct fqdnpath_endpoint_key key = {.family = family};
+	if (family == 4)
+		return *(const __u32 *)a == *(const __u32 *)b;
+	return ((const __u64 *)a)[0] == ((const __u64 *)b)[0] &&
+	       ((const __u64 *)a)[1] == ((const __u64 *)b)[1];
+}
 
-	__builtin_memcpy(key.addr, addr, 16);
-	return bpf_map_lookup_elem(&fqdn_endpoints, &key);
+/* The endpoint at addr: this CPU's cached one when it is that and current, else the map's. */
+static __always_inline const struct fqdnpath_endpoint_value *endpoint(const __u8 family,
+								      const __u8 *addr)
+{
+	struct fqdnpath_endpoint_value *ep;
+	struct endpoint_cache *cache;
+	__u32 zero = 0;
+	__u64 gen, *genp;
+
+	genp = bpf_map_lookup_elem(&fqdn_endpoints_gen, &zero);
+	cache = bpf_map_lookup_elem(&fqdn_endpoint_cache, &zero);
+	if (!genp || !cache)
+		return 0;
+	/* Read before the map: a change racing the lookup leaves the cache stale, never current. */
+	gen = *(volatile __u64 *)genp;
+	if (cache->family == family && cache->gen == gen && addr_eq(cache->addr, addr, family))
+		return &cache->value;
+	if (family == 4) {
+		struct fqdnpath_endpoint_key4 key;
+
+		__builtin_memcpy(key.addr, addr, 4);
+		ep = bpf_map_lookup_elem(&fqdn_endpoints4, &key);
+	} else {
+		struct fqdnpath_endpoint_key6 key;
+
+		__builtin_memcpy(key.addr, addr, 16);
+		ep = bpf_map_lookup_elem(&fqdn_endpoints6, &key);
+	}
+	if (!ep)
+		return 0;
+	cache->value = *ep;
+	__builtin_memcpy(cache->addr, addr, 16);
+	cache->gen = gen;
+	cache->family = family;
+	return &cache->value;
 }
 
 static __always_inline __u64 ct_lifetime(__u8 protocol, __u8 flags)
@@ -323,23 +440,49 @@ static __always_inline __u64 ct_lifetime(__u8 protocol, __u8 flags)
 	return FQDNPATH_CT_TCP_SYN_NS;
 }
 
-static __always_inline void ct_key(struct fqdnpath_ct_key *key,
-				   const struct fqdnpath_flow_event *ev, const struct packet *pkt,
-				   int reversed)
+/* A conntrack key of either family; pkt->family says which member is in use. */
+union ct_key {
+	struct fqdnpath_ct_key4 v4;
+	struct fqdnpath_ct_key6 v6;
+};
+
+static __always_inline void ct_key(union ct_key *key, const struct fqdnpath_flow_event *ev,
+				   const struct packet *pkt, const __u8 family, int reversed)
 {
-	if (reversed) {
-		__builtin_memcpy(key->saddr, ev->daddr, 16);
-		__builtin_memcpy(key->daddr, ev->saddr, 16);
-		key->sport = pkt->dport;
-		key->dport = pkt->sport;
+	const __u8 *src = reversed ? ev->daddr : ev->saddr;
+	const __u8 *dst = reversed ? ev->saddr : ev->daddr;
+	__be16 sport = reversed ? pkt->dport : pkt->sport;
+	__be16 dport = reversed ? pkt->sport : pkt->dport;
+
+	if (family == 4) {
+		__builtin_memcpy(key->v4.saddr, src, 4);
+		__builtin_memcpy(key->v4.daddr, dst, 4);
+		key->v4.sport = sport;
+		key->v4.dport = dport;
+		key->v4.protocol = pkt->protocol;
 	} else {
-		__builtin_memcpy(key->saddr, ev->saddr, 16);
-		__builtin_memcpy(key->daddr, ev->daddr, 16);
-		key->sport = pkt->sport;
-		key->dport = pkt->dport;
+		__builtin_memcpy(key->v6.saddr, src, 16);
+		__builtin_memcpy(key->v6.daddr, dst, 16);
+		key->v6.sport = sport;
+		key->v6.dport = dport;
+		key->v6.protocol = pkt->protocol;
 	}
-	key->protocol = pkt->protocol;
-	key->family = pkt->family;
+}
+
+static __always_inline struct fqdnpath_ct_value *ct_lookup(const union ct_key *key,
+							   const __u8 family)
+{
+	if (family == 4)
+		return bpf_map_lookup_elem(&fqdn_ct4, &key->v4);
+	return bpf_map_lookup_elem(&fqdn_ct6, &key->v6);
+}
+
+static __always_inline int ct_update(const union ct_key *key, const __u8 family,
+				     const struct fqdnpath_ct_value *value)
+{
+	if (family == 4)
+		return bpf_map_update_elem(&fqdn_ct4, &key->v4, value, BPF_ANY);
+	return bpf_map_update_elem(&fqdn_ct6, &key->v6, value, BPF_ANY);
 }
 
 static __always_inline __u8 closing_flag(const struct packet *pkt)
@@ -350,10 +493,10 @@ static __always_inline __u8 closing_flag(const struct packet *pkt)
 }
 
 /* A reply packet of the flow at key: renews it. Returns 1 if the flow exists and is live. */
-static __always_inline int ct_reply(const struct fqdnpath_ct_key *key, const struct packet *pkt,
-				    __u64 now, int want_ingress)
+static __always_inline int ct_reply(const union ct_key *key, const struct packet *pkt,
+				    const __u8 family, __u64 now, int want_ingress)
 {
-	struct fqdnpath_ct_value *ct = bpf_map_lookup_elem(&fqdn_ct, key);
+	struct fqdnpath_ct_value *ct = ct_lookup(key, family);
 	__u8 flags;
 
 	if (!ct || now > ct->expires_ns)
@@ -367,10 +510,11 @@ static __always_inline int ct_reply(const struct fqdnpath_ct_key *key, const str
 }
 
 /* A packet in the opening direction of the flow at key: opens or renews it. */
-static __always_inline int ct_track(const struct fqdnpath_ct_key *key, const struct packet *pkt,
-				    __u64 now, __u16 endpoint_id, __u32 remote, __u8 ingress)
+static __always_inline int ct_track(const union ct_key *key, const struct packet *pkt,
+				    const __u8 family, __u64 now, __u16 endpoint_id, __u32 remote,
+				    __u8 ingress)
 {
-	struct fqdnpath_ct_value *ct = bpf_map_lookup_elem(&fqdn_ct, key);
+	struct fqdnpath_ct_value *ct = ct_lookup(key, family);
 	struct fqdnpath_ct_value fresh = {
 		.remote_identity = remote,
 		.endpoint_id = endpoint_id,
@@ -386,7 +530,7 @@ static __always_inline int ct_track(const struct fqdnpath_ct_key *key, const str
 	}
 	fresh.flags |= closing_flag(pkt);
 	fresh.expires_ns = now + ct_lifetime(pkt->protocol, fresh.flags);
-	return bpf_map_update_elem(&fqdn_ct, key, &fresh, BPF_ANY);
+	return ct_update(key, family, &fresh);
 }
 
 struct policy_hit {
@@ -453,6 +597,22 @@ static __always_inline __u8 match_type(__u8 specific, __u8 len)
 			: (len <= 8 ? FQDNPATH_MATCH_PROTO_ONLY : FQDNPATH_MATCH_L4_ONLY);
 }
 
+/*
+ * Puts the event into the ring buffer: reserved there and copied by the program (inlined
+ * stores), where bpf_ringbuf_output would copy it with a kernel memcpy call.
+ */
+static __always_inline void emit(const struct fqdnpath_flow_event *ev)
+{
+	struct fqdnpath_flow_event *slot = bpf_ringbuf_reserve(&fqdn_events, sizeof(*ev), 0);
+
+	if (!slot) {
+		count(FQDNPATH_COUNTER_EVENTS_LOST);
+		return;
+	}
+	__builtin_memcpy(slot, ev, sizeof(*ev));
+	bpf_ringbuf_submit(slot, 0);
+}
+
 static __always_inline int finish(struct fqdnpath_flow_event *ev, const struct packet *pkt)
 {
 	ev->sport = pkt->sport;
@@ -470,8 +630,7 @@ static __always_inline int finish(struct fqdnpath_flow_event *ev, const struct p
 	default:
 		count(FQDNPATH_COUNTER_DROPPED);
 	}
-	if (bpf_ringbuf_output(&fqdn_events, ev, sizeof(*ev), 0) < 0)
-		count(FQDNPATH_COUNTER_EVENTS_LOST);
+	emit(ev);
 	return ev->verdict == FQDNPATH_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
@@ -480,6 +639,65 @@ static __always_inline int drop(struct fqdnpath_flow_event *ev, const struct pac
 {
 	ev->verdict = FQDNPATH_VERDICT_DROPPED;
 	ev->drop_reason = reason;
+	return finish(ev, pkt);
+}
+
+/*
+ * Judges a parsed egress IP packet of one family. Inlined once per family, with family a
+ * constant, so that every map lookup has a call site of its own with one map: the verifier
+ * then calls that map's lookup directly (or inlines it). A call site clang shares between the
+ * IPv4 and the IPv6 map goes through the generic helper and an indirect call instead.
+ */
+static __always_inline int egress_ip(struct __sk_buff *skb, const struct fqdnpath_state *st,
+				     const struct packet *pkt, struct fqdnpath_flow_event *ev,
+				     __u64 now, const __u8 family)
+{
+	const struct fqdnpath_endpoint_value *ep;
+	union ct_key key = {0};
+	struct policy_hit hit;
+	__u32 remote;
+
+	remote = ipcache_identity(family, ev->daddr);
+	ev->dst_identity = remote;
+	ep = endpoint(family, ev->saddr);
+	if (!ep)
+		return drop(ev, pkt, FQDNPATH_DROP_INVALID_SOURCE_IP);
+	ev->endpoint_id = ep->endpoint_id;
+	ev->src_identity = ep->identity;
+
+	/* A reply to a flow the peer opened towards the endpoint passes. */
+	if (st->flags & FQDNPATH_STATE_INGRESS_SEEN) {
+		ct_key(&key, ev, pkt, family, 1);
+		if (ct_reply(&key, pkt, family, now, 1)) {
+			ev->verdict = FQDNPATH_VERDICT_FORWARDED;
+			ev->is_reply = 1;
+			return finish(ev, pkt);
+		}
+	}
+	if ((st->flags & FQDNPATH_STATE_FAIL_CLOSED) || (ep->flags & FQDNPATH_ENDPOINT_FAIL_CLOSED))
+		return drop(ev, pkt, FQDNPATH_DROP_POLICY_DENIED);
+
+	hit = policy_lookup(ep, remote, pkt);
+	if (!hit.value)
+		return drop(ev, pkt, FQDNPATH_DROP_POLICY_DENIED);
+	ev->policy_prefix_len = hit.value->lpm_prefix_length;
+	ev->policy_specific = hit.specific;
+	if (hit.value->flags & FQDNPATH_POLICY_DENY)
+		return drop(ev, pkt, FQDNPATH_DROP_POLICY_DENY);
+	ev->match_type = match_type(hit.specific, hit.value->lpm_prefix_length);
+	if (hit.value->proxy_port) {
+		ev->verdict = FQDNPATH_VERDICT_REDIRECTED;
+		skb->mark = FQDNPATH_MARK_MAGIC_TO_PROXY |
+			    ((__u32)bpf_ntohs(hit.value->proxy_port) << 16);
+	} else {
+		ev->verdict = FQDNPATH_VERDICT_FORWARDED;
+	}
+	ct_key(&key, ev, pkt, family, 0);
+	if (ct_track(&key, pkt, family, now, ep->endpoint_id, remote, 0) < 0) {
+		ev->match_type = FQDNPATH_MATCH_NONE;
+		ev->policy_prefix_len = FQDNPATH_NO_POLICY_KEY;
+		return drop(ev, pkt, FQDNPATH_DROP_CT_MAP_INSERTION_FAILED);
+	}
 	return finish(ev, pkt);
 }
 
@@ -492,10 +710,6 @@ int fqdnpath_egress(struct __sk_buff *skb)
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
 	struct packet pkt = {0};
-	struct fqdnpath_endpoint_value *ep;
-	struct fqdnpath_ct_key key = {0};
-	struct policy_hit hit;
-	__u32 remote;
 	__u64 now;
 	int ret;
 
@@ -508,55 +722,42 @@ int fqdnpath_egress(struct __sk_buff *skb)
 		return TC_ACT_OK; /* ARP */
 	if (ret != 0)
 		return drop(&ev, &pkt, ret);
-
-	remote = ipcache_identity(pkt.family, ev.daddr);
-	ev.dst_identity = remote;
-	ep = endpoint(pkt.family, ev.saddr);
-	if (!ep)
-		return drop(&ev, &pkt, FQDNPATH_DROP_INVALID_SOURCE_IP);
-	ev.endpoint_id = ep->endpoint_id;
-	ev.src_identity = ep->identity;
-
-	/* A reply to a flow the peer opened towards the endpoint passes. */
-	if (st->flags & FQDNPATH_STATE_INGRESS_SEEN) {
-		ct_key(&key, &ev, &pkt, 1);
-		if (ct_reply(&key, &pkt, now, 1)) {
-			ev.verdict = FQDNPATH_VERDICT_FORWARDED;
-			ev.is_reply = 1;
-			return finish(&ev, &pkt);
-		}
-	}
-	if ((st->flags & FQDNPATH_STATE_FAIL_CLOSED) || (ep->flags & FQDNPATH_ENDPOINT_FAIL_CLOSED))
-		return drop(&ev, &pkt, FQDNPATH_DROP_POLICY_DENIED);
-
-	hit = policy_lookup(ep, remote, &pkt);
-	if (!hit.value)
-		return drop(&ev, &pkt, FQDNPATH_DROP_POLICY_DENIED);
-	ev.policy_prefix_len = hit.value->lpm_prefix_length;
-	ev.policy_specific = hit.specific;
-	if (hit.value->flags & FQDNPATH_POLICY_DENY)
-		return drop(&ev, &pkt, FQDNPATH_DROP_POLICY_DENY);
-	ev.match_type = match_type(hit.specific, hit.value->lpm_prefix_length);
-	if (hit.value->proxy_port) {
-		ev.verdict = FQDNPATH_VERDICT_REDIRECTED;
-		skb->mark = FQDNPATH_MARK_MAGIC_TO_PROXY |
-			    ((__u32)bpf_ntohs(hit.value->proxy_port) << 16);
-	} else {
-		ev.verdict = FQDNPATH_VERDICT_FORWARDED;
-	}
-	ct_key(&key, &ev, &pkt, 0);
-	if (ct_track(&key, &pkt, now, ep->endpoint_id, remote, 0) < 0) {
-		ev.match_type = FQDNPATH_MATCH_NONE;
-		ev.policy_prefix_len = FQDNPATH_NO_POLICY_KEY;
-		return drop(&ev, &pkt, FQDNPATH_DROP_CT_MAP_INSERTION_FAILED);
-	}
-	return finish(&ev, &pkt);
+	if (pkt.family == 4)
+		return egress_ip(skb, st, &pkt, &ev, now, 4);
+	return egress_ip(skb, st, &pkt, &ev, now, 6);
 }
 
 /*
- * Packets towards an endpoint: ingress policy is not enforced; replies renew their flow, and
- * a flow the peer opens is tracked so that the endpoint's answers pass as replies.
+ * Lets a parsed IP packet of one family in, towards an endpoint: ingress policy is not
+ * enforced; replies renew their flow, and a flow the peer opens is tracked so that the
+ * endpoint's answers pass as replies. Inlined once per family, as egress_ip.
  */
+static __always_inline int ingress_ip(struct fqdnpath_state *st, const struct packet *pkt,
+				      struct fqdnpath_flow_event *ev, __u64 now, const __u8 family)
+{
+	const struct fqdnpath_endpoint_value *ep;
+	union ct_key key = {0};
+	__u32 remote;
+
+	remote = ipcache_identity(family, ev->saddr);
+	ev->src_identity = remote;
+	ep = endpoint(family, ev->daddr);
+	if (ep) {
+		ev->endpoint_id = ep->endpoint_id;
+		ev->dst_identity = ep->identity;
+	}
+	ev->verdict = FQDNPATH_VERDICT_FORWARDED;
+	ct_key(&key, ev, pkt, family, 1);
+	if (ct_reply(&key, pkt, family, now, 0)) {
+		ev->is_reply = 1;
+	} else if (ep) {
+		ct_key(&key, ev, pkt, family, 0);
+		if (ct_track(&key, pkt, family, now, ep->endpoint_id, remote, 1) == 0)
+			__sync_fetch_and_or(&st->flags, FQDNPATH_STATE_INGRESS_SEEN);
+	}
+	return finish(ev, pkt);
+}
+
 SEC("classifier")
 int fqdnpath_ingress(struct __sk_buff *skb)
 {
@@ -566,9 +767,6 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
 	struct packet pkt = {0};
-	struct fqdnpath_endpoint_value *ep;
-	struct fqdnpath_ct_key key = {0};
-	__u32 remote;
 	__u64 now;
 	int ret;
 
@@ -581,24 +779,9 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (ret != 0)
 		return drop(&ev, &pkt, ret);
-
-	remote = ipcache_identity(pkt.family, ev.saddr);
-	ev.src_identity = remote;
-	ep = endpoint(pkt.family, ev.daddr);
-	if (ep) {
-		ev.endpoint_id = ep->endpoint_id;
-		ev.dst_identity = ep->identity;
-	}
-	ev.verdict = FQDNPATH_VERDICT_FORWARDED;
-	ct_key(&key, &ev, &pkt, 1);
-	if (ct_reply(&key, &pkt, now, 0)) {
-		ev.is_reply = 1;
-	} else if (ep) {
-		ct_key(&key, &ev, &pkt, 0);
-		if (ct_track(&key, &pkt, now, ep->endpoint_id, remote, 1) == 0)
-			__sync_fetch_and_or(&st->flags, FQDNPATH_STATE_INGRESS_SEEN);
-	}
-	return finish(&ev, &pkt);
+	if (pkt.family == 4)
+		return ingress_ip(st, &pkt, &ev, now, 4);
+	return ingress_ip(st, &pkt, &ev, now, 6);
 }
 
 /* One IPv4 LPM lookup and one hash lookup, no parsing beyond the address: the floor the full

@@ -119,11 +119,13 @@ struct fqdnpath_policy_value {
 	__u32 precedence;	/* deny: 0xffffffff; redirect 2; allow 1 */
 };
 
-/* Source endpoints by address (family 4 or 6; IPv4 in the first 4 bytes). */
-struct fqdnpath_endpoint_key {
+/* Source endpoints by address, IPv4 and IPv6 in maps of their own (one word to hash). */
+struct fqdnpath_endpoint_key4 {
+	__u8 addr[4];
+};
+
+struct fqdnpath_endpoint_key6 {
 	__u8 addr[16];
-	__u8 family;
-	__u8 pad[3];
 };
 
 struct fqdnpath_endpoint_value {
@@ -139,15 +141,27 @@ struct fqdnpath_state {
 	__u32 pad;
 };
 
-/* Connection tracking, keyed by the egress direction's tuple. */
-struct fqdnpath_ct_key {
+/*
+ * Connection tracking, keyed by the tuple of the direction that opened the flow, IPv4 and
+ * IPv6 in maps of their own as Cilium's cilium_ct4_global and cilium_ct6_global (the IPv4 key
+ * hashes and compares in 16 bytes instead of 40).
+ */
+struct fqdnpath_ct_key4 {
+	__u8 saddr[4];
+	__u8 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 pad[3];
+};
+
+struct fqdnpath_ct_key6 {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__be16 sport;
 	__be16 dport;
 	__u8 protocol;
-	__u8 family;
-	__u16 pad;
+	__u8 pad[3];
 };
 
 struct fqdnpath_ct_value {
@@ -190,11 +204,14 @@ _Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, protocol) == 12,
 	       "policy_key protocol");
 _Static_assert(__builtin_offsetof(struct fqdnpath_policy_key, dport) == 13, "policy_key dport");
 _Static_assert(sizeof(struct fqdnpath_policy_value) == 8, "policy_value size");
-_Static_assert(sizeof(struct fqdnpath_endpoint_key) == 20, "endpoint_key size");
+_Static_assert(sizeof(struct fqdnpath_endpoint_key4) == 4, "endpoint_key4 size");
+_Static_assert(sizeof(struct fqdnpath_endpoint_key6) == 16, "endpoint_key6 size");
 _Static_assert(sizeof(struct fqdnpath_endpoint_value) == 8, "endpoint_value size");
 _Static_assert(sizeof(struct fqdnpath_state) == 16, "state size");
-_Static_assert(sizeof(struct fqdnpath_ct_key) == 40, "ct_key size");
-_Static_assert(__builtin_offsetof(struct fqdnpath_ct_key, sport) == 32, "ct_key sport");
+_Static_assert(sizeof(struct fqdnpath_ct_key4) == 16, "ct_key4 size");
+_Static_assert(__builtin_offsetof(struct fqdnpath_ct_key4, sport) == 8, "ct_key4 sport");
+_Static_assert(sizeof(struct fqdnpath_ct_key6) == 40, "ct_key6 size");
+_Static_assert(__builtin_offsetof(struct fqdnpath_ct_key6, sport) == 32, "ct_key6 sport");
 _Static_assert(sizeof(struct fqdnpath_ct_value) == 16, "ct_value size");
 _Static_assert(sizeof(struct fqdnpath_flow_event) == 64, "flow_event size");
 _Static_assert(__builtin_offsetof(struct fqdnpath_flow_event, src_identity) == 40,

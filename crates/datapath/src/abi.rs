@@ -123,16 +123,20 @@ pub struct PolicyValueAbi {
     pub precedence: u32,
 }
 
-/// `struct fqdnpath_endpoint_key`.
+/// `struct fqdnpath_endpoint_key4`: an IPv4 endpoint address.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EndpointKey {
-    /// The address (IPv4 in the first 4 bytes).
+pub struct EndpointKey4 {
+    /// The address.
+    pub addr: [u8; 4],
+}
+
+/// `struct fqdnpath_endpoint_key6`: an IPv6 endpoint address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointKey6 {
+    /// The address.
     pub addr: [u8; 16],
-    /// 4 or 6.
-    pub family: u8,
-    /// Zero.
-    pub pad: [u8; 3],
 }
 
 /// `struct fqdnpath_endpoint_value`.
@@ -159,10 +163,28 @@ pub struct State {
     pub pad: u32,
 }
 
-/// `struct fqdnpath_ct_key`.
+/// `struct fqdnpath_ct_key4`: an IPv4 flow, as the direction that opened it saw it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CtKey {
+pub struct CtKey4 {
+    /// Source address.
+    pub saddr: [u8; 4],
+    /// Destination address.
+    pub daddr: [u8; 4],
+    /// Source port, network order.
+    pub sport: u16,
+    /// Destination port, network order.
+    pub dport: u16,
+    /// Protocol.
+    pub protocol: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// `struct fqdnpath_ct_key6`: an IPv6 flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey6 {
     /// Source address.
     pub saddr: [u8; 16],
     /// Destination address.
@@ -173,10 +195,17 @@ pub struct CtKey {
     pub dport: u16,
     /// Protocol.
     pub protocol: u8,
-    /// 4 or 6.
-    pub family: u8,
     /// Zero.
-    pub pad: u16,
+    pub pad: [u8; 3],
+}
+
+/// A key of either conntrack map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CtKey {
+    /// From `fqdn_ct4`.
+    V4(CtKey4),
+    /// From `fqdn_ct6`.
+    V6(CtKey6),
 }
 
 /// `struct fqdnpath_ct_value`.
@@ -246,11 +275,14 @@ const _: () = {
     assert!(offset_of!(PolicyKeyAbi, protocol) == 12);
     assert!(offset_of!(PolicyKeyAbi, dport) == 13);
     assert!(size_of::<PolicyValueAbi>() == 8);
-    assert!(size_of::<EndpointKey>() == 20);
+    assert!(size_of::<EndpointKey4>() == 4);
+    assert!(size_of::<EndpointKey6>() == 16);
     assert!(size_of::<EndpointValue>() == 8);
     assert!(size_of::<State>() == 16);
-    assert!(size_of::<CtKey>() == 40);
-    assert!(offset_of!(CtKey, sport) == 32);
+    assert!(size_of::<CtKey4>() == 16);
+    assert!(offset_of!(CtKey4, sport) == 8);
+    assert!(size_of::<CtKey6>() == 40);
+    assert!(offset_of!(CtKey6, sport) == 32);
     assert!(size_of::<CtValue>() == 16);
     assert!(size_of::<FlowEventAbi>() == 64);
     assert!(offset_of!(FlowEventAbi, src_identity) == 40);
@@ -296,12 +328,8 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
         PolicyValueAbi,
         [proxy_port, flags, lpm_prefix_length, precedence]
     );
-    fields!(
-        out,
-        "fqdnpath_endpoint_key",
-        EndpointKey,
-        [addr, family, pad]
-    );
+    fields!(out, "fqdnpath_endpoint_key4", EndpointKey4, [addr]);
+    fields!(out, "fqdnpath_endpoint_key6", EndpointKey6, [addr]);
     fields!(
         out,
         "fqdnpath_endpoint_value",
@@ -311,9 +339,15 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
     fields!(out, "fqdnpath_state", State, [now_ns, flags, pad]);
     fields!(
         out,
-        "fqdnpath_ct_key",
-        CtKey,
-        [saddr, daddr, sport, dport, protocol, family, pad]
+        "fqdnpath_ct_key4",
+        CtKey4,
+        [saddr, daddr, sport, dport, protocol, pad]
+    );
+    fields!(
+        out,
+        "fqdnpath_ct_key6",
+        CtKey6,
+        [saddr, daddr, sport, dport, protocol, pad]
     );
     fields!(
         out,
@@ -347,18 +381,6 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
         ]
     );
     out
-}
-
-/// An address as 16 bytes and a family (IPv4 in the first four bytes).
-pub fn addr_bytes(addr: IpAddr) -> ([u8; 16], u8) {
-    let mut out = [0u8; 16];
-    match addr {
-        IpAddr::V4(a) => {
-            out[..4].copy_from_slice(&a.octets());
-            (out, 4)
-        }
-        IpAddr::V6(a) => (a.octets(), 6),
-    }
 }
 
 impl PolicyKeyAbi {
@@ -558,24 +580,17 @@ impl PolicyValueAbi {
     }
 }
 
-impl EndpointKey {
-    /// The key of an endpoint address.
-    pub fn new(addr: IpAddr) -> Self {
-        let (addr, family) = addr_bytes(addr);
-        Self {
-            addr,
-            family,
-            pad: [0; 3],
-        }
-    }
-
+impl EndpointKey4 {
     /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 20] {
-        Image::new()
-            .put(&self.addr)
-            .put(&[self.family])
-            .put(&self.pad)
-            .done()
+    pub fn to_bytes(&self) -> [u8; 4] {
+        self.addr
+    }
+}
+
+impl EndpointKey6 {
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        self.addr
     }
 }
 
@@ -621,7 +636,34 @@ impl State {
     }
 }
 
-impl CtKey {
+impl CtKey4 {
+    /// From the map's memory image.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let mut f = Fields::new(bytes);
+        Self {
+            saddr: f.take(),
+            daddr: f.take(),
+            sport: f.u16(),
+            dport: f.u16(),
+            protocol: f.u8(),
+            pad: f.take(),
+        }
+    }
+
+    /// The memory image the map holds.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        Image::new()
+            .put(&self.saddr)
+            .put(&self.daddr)
+            .put(&self.sport.to_ne_bytes())
+            .put(&self.dport.to_ne_bytes())
+            .put(&[self.protocol])
+            .put(&self.pad)
+            .done()
+    }
+}
+
+impl CtKey6 {
     /// From the map's memory image.
     pub fn from_bytes(bytes: &[u8; 40]) -> Self {
         let mut f = Fields::new(bytes);
@@ -631,8 +673,7 @@ impl CtKey {
             sport: f.u16(),
             dport: f.u16(),
             protocol: f.u8(),
-            family: f.u8(),
-            pad: f.u16(),
+            pad: f.take(),
         }
     }
 
@@ -643,19 +684,35 @@ impl CtKey {
             .put(&self.daddr)
             .put(&self.sport.to_ne_bytes())
             .put(&self.dport.to_ne_bytes())
-            .put(&[self.protocol, self.family])
-            .put(&self.pad.to_ne_bytes())
+            .put(&[self.protocol])
+            .put(&self.pad)
             .done()
     }
+}
 
+impl CtKey {
     /// The source address.
     pub fn src(&self) -> IpAddr {
-        ip_from(self.family, &self.saddr)
+        match self {
+            Self::V4(k) => IpAddr::V4(k.saddr.into()),
+            Self::V6(k) => IpAddr::V6(k.saddr.into()),
+        }
     }
 
     /// The destination address.
     pub fn dst(&self) -> IpAddr {
-        ip_from(self.family, &self.daddr)
+        match self {
+            Self::V4(k) => IpAddr::V4(k.daddr.into()),
+            Self::V6(k) => IpAddr::V6(k.daddr.into()),
+        }
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> u8 {
+        match self {
+            Self::V4(k) => k.protocol,
+            Self::V6(k) => k.protocol,
+        }
     }
 }
 

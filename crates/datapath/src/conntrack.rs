@@ -201,8 +201,9 @@ impl Key4 {
     }
 }
 
-/// The connection-tracking table: IPv4 flows in one hash table, every other flow in another
-/// (as Cilium keeps `cilium_ct4_global` and `cilium_ct6_global`), one capacity for both.
+/// The connection-tracking table: IPv4 flows in one hash table, every other flow in another,
+/// each holding up to the capacity, as Cilium's `cilium_ct4_global` and `cilium_ct6_global`
+/// do.
 #[derive(Clone, Debug)]
 pub struct Conntrack {
     v4: FlatTable<Key4, CtEntry>,
@@ -247,7 +248,7 @@ fn open<K: FlatKey>(
 }
 
 impl Conntrack {
-    /// An empty table holding at most `max_entries` flows.
+    /// An empty table holding at most `max_entries` IPv4 flows and as many others.
     pub fn new(max_entries: usize) -> Self {
         Self {
             v4: FlatTable::new(),
@@ -268,7 +269,12 @@ impl Conntrack {
         self.len() == 0
     }
 
-    /// Its capacity.
+    /// How many IPv4 flows are tracked (the rest are IPv6).
+    pub fn len_v4(&self) -> usize {
+        self.v4.len()
+    }
+
+    /// Its capacity, for IPv4 flows and for the others each.
     pub fn max_entries(&self) -> usize {
         self.max_entries
     }
@@ -302,7 +308,6 @@ impl Conntrack {
         flags: TcpFlags,
         now: Timestamp,
     ) -> bool {
-        let full = self.len() >= self.max_entries;
         let fresh = || CtEntry {
             expires: now,
             remote_identity,
@@ -313,9 +318,13 @@ impl Conntrack {
                 0
             },
         };
-        let entry = match Key4::of(&tuple) {
-            Some(key) => open(self.v4.entry(key), fresh, full, now),
-            None => open(self.other.entry(tuple), fresh, full, now),
+        let max = self.max_entries;
+        let entry = if let Some(key) = Key4::of(&tuple) {
+            let full = self.v4.len() >= max;
+            open(self.v4.entry(key), fresh, full, now)
+        } else {
+            let full = self.other.len() >= max;
+            open(self.other.entry(tuple), fresh, full, now)
         };
         let Some(entry) = entry else {
             return false;

@@ -131,8 +131,10 @@ pub struct Capacity {
     pub ipcache6: MapUsage,
     /// The policy map (all endpoints).
     pub policy: MapUsage,
-    /// Conntrack.
+    /// Conntrack, IPv4 flows.
     pub conntrack: MapUsage,
+    /// Conntrack, IPv6 flows.
+    pub conntrack6: MapUsage,
 }
 
 /// The sizes of the maps.
@@ -144,13 +146,13 @@ pub struct MapSizes {
     pub ipcache6: usize,
     /// Policy entries, over all endpoints.
     pub policy: usize,
-    /// Tracked flows.
+    /// Tracked flows, IPv4 and IPv6 each.
     pub conntrack: usize,
 }
 
 impl Default for MapSizes {
     /// Cilium's defaults: 512k ipcache entries, 16k policy entries per endpoint (here: for the
-    /// few endpoints of one node, 64k in all), 256k conntrack entries.
+    /// few endpoints of one node, 64k in all), 256k conntrack entries per family.
     fn default() -> Self {
         Self {
             ipcache4: 512_000,
@@ -725,7 +727,11 @@ impl Datapath for ReferenceDatapath {
                 max: self.sizes.policy,
             },
             conntrack: MapUsage {
-                used: self.conntrack.len(),
+                used: self.conntrack.len_v4(),
+                max: self.conntrack.max_entries(),
+            },
+            conntrack6: MapUsage {
+                used: self.conntrack.len() - self.conntrack.len_v4(),
                 max: self.conntrack.max_entries(),
             },
         }

@@ -14,7 +14,7 @@ use aya::programs::{
 use aya::{Ebpf, EbpfLoader};
 use fqdnpath_cache::Timestamp;
 use fqdnpath_datapath::abi::{
-    self, CtKey, CtValue, EndpointKey, EndpointValue, FlowEventAbi, IpcacheValue, PolicyKeyAbi,
+    self, CtKey, CtKey4, CtKey6, CtValue, EndpointValue, FlowEventAbi, IpcacheValue, PolicyKeyAbi,
     PolicyValueAbi, State,
 };
 use fqdnpath_datapath::frame::{Parsed, build_frame, parse_frame, tcp_flags};
@@ -199,9 +199,15 @@ pub struct KernelDatapath {
     ipcache4: LpmTrie<MapData, [u8; 4], [u8; 8]>,
     ipcache6: LpmTrie<MapData, [u8; 16], [u8; 8]>,
     policy: LpmTrie<MapData, [u8; 12], [u8; 8]>,
-    endpoints: BpfHashMap<MapData, [u8; 20], [u8; 8]>,
-    ct: BpfHashMap<MapData, [u8; 40], [u8; 16]>,
+    endpoints4: BpfHashMap<MapData, [u8; 4], [u8; 8]>,
+    endpoints6: BpfHashMap<MapData, [u8; 16], [u8; 8]>,
+    ct4: BpfHashMap<MapData, [u8; 16], [u8; 16]>,
+    ct6: BpfHashMap<MapData, [u8; 40], [u8; 16]>,
     state: Array<MapData, [u8; 16]>,
+    /// `fqdn_endpoints_gen`: bumped after every change to the endpoint maps, so that no CPU
+    /// keeps using a cached endpoint that changed.
+    endpoints_gen: Array<MapData, u64>,
+    endpoints_gen_shadow: u64,
     counters: PerCpuArray<MapData, u64>,
     events: RingBuf<MapData>,
     bare: BpfHashMap<MapData, u32, u32>,
@@ -285,8 +291,10 @@ impl KernelDatapath {
             .map_max_entries("fqdn_ipcache4", u32_size(sizes.ipcache4.max(1)))
             .map_max_entries("fqdn_ipcache6", u32_size(sizes.ipcache6.max(1)))
             .map_max_entries("fqdn_policy", u32_size(sizes.policy.max(1)))
-            .map_max_entries("fqdn_ct", u32_size(sizes.conntrack.max(1)))
-            .map_max_entries("fqdn_endpoints", ENDPOINTS_MAX)
+            .map_max_entries("fqdn_ct4", u32_size(sizes.conntrack.max(1)))
+            .map_max_entries("fqdn_ct6", u32_size(sizes.conntrack.max(1)))
+            .map_max_entries("fqdn_endpoints4", ENDPOINTS_MAX)
+            .map_max_entries("fqdn_endpoints6", ENDPOINTS_MAX)
             .map_max_entries("fqdn_events", EVENTS_BYTES)
             .load(object)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
@@ -299,9 +307,13 @@ impl KernelDatapath {
             ipcache4: take(&mut ebpf, "fqdn_ipcache4")?,
             ipcache6: take(&mut ebpf, "fqdn_ipcache6")?,
             policy: take(&mut ebpf, "fqdn_policy")?,
-            endpoints: take(&mut ebpf, "fqdn_endpoints")?,
-            ct: take(&mut ebpf, "fqdn_ct")?,
+            endpoints4: take(&mut ebpf, "fqdn_endpoints4")?,
+            endpoints6: take(&mut ebpf, "fqdn_endpoints6")?,
+            ct4: take(&mut ebpf, "fqdn_ct4")?,
+            ct6: take(&mut ebpf, "fqdn_ct6")?,
             state: take(&mut ebpf, "fqdn_state")?,
+            endpoints_gen: take(&mut ebpf, "fqdn_endpoints_gen")?,
+            endpoints_gen_shadow: 0,
             counters: take(&mut ebpf, "fqdn_counters")?,
             events: take(&mut ebpf, "fqdn_events")?,
             bare: take(&mut ebpf, "fqdn_bare_hash")?,
@@ -704,9 +716,30 @@ impl KernelDatapath {
             flags,
             identity: identity.0,
         };
-        self.endpoints
-            .insert(EndpointKey::new(addr).to_bytes(), value.to_bytes(), 0)
-            .map_err(map_err("update", "fqdn_endpoints"))
+        let written = match addr {
+            IpAddr::V4(a) => self
+                .endpoints4
+                .insert(a.octets(), value.to_bytes(), 0)
+                .map_err(map_err("update", "fqdn_endpoints4")),
+            IpAddr::V6(a) => self
+                .endpoints6
+                .insert(a.octets(), value.to_bytes(), 0)
+                .map_err(map_err("update", "fqdn_endpoints6")),
+        };
+        // Even after a failed write: the entry may have changed.
+        let bumped = self.bump_endpoints_gen();
+        written.and(bumped)
+    }
+
+    /// Tells the programs that the endpoint maps changed: each CPU's cached endpoint is stale
+    /// from now on. Only this process writes the generation, so no update is lost.
+    fn bump_endpoints_gen(&mut self) -> Result<(), KernelError> {
+        let generation = self.endpoints_gen_shadow + 1;
+        self.endpoints_gen
+            .set(0, generation, 0)
+            .map_err(map_err("update", "fqdn_endpoints_gen"))?;
+        self.endpoints_gen_shadow = generation;
+        Ok(())
     }
 
     fn ipcache_upsert(&mut self, prefix: Prefix, identity: Identity) -> Result<(), MapError> {
@@ -946,16 +979,22 @@ impl KernelDatapath {
                 .remove(&key)
                 .map_err(map_err("delete", "fqdn_policy"))?;
         }
-        let endpoints: Vec<[u8; 20]> = self.endpoints.keys().filter_map(Result::ok).collect();
+        let endpoints: Vec<[u8; 4]> = self.endpoints4.keys().filter_map(Result::ok).collect();
         for key in endpoints {
-            self.endpoints
+            self.endpoints4
                 .remove(&key)
-                .map_err(map_err("delete", "fqdn_endpoints"))?;
+                .map_err(map_err("delete", "fqdn_endpoints4"))?;
         }
-        let flows: Vec<[u8; 40]> = self.ct.keys().filter_map(Result::ok).collect();
-        for key in flows {
-            // An LRU entry can vanish between the listing and the delete.
-            let _ = self.ct.remove(&key);
+        let endpoints: Vec<[u8; 16]> = self.endpoints6.keys().filter_map(Result::ok).collect();
+        for key in endpoints {
+            self.endpoints6
+                .remove(&key)
+                .map_err(map_err("delete", "fqdn_endpoints6"))?;
+        }
+        self.bump_endpoints_gen()?;
+        // An LRU entry can vanish between the listing and the delete.
+        for (key, _) in self.conntrack_entries() {
+            self.ct_remove(&key);
         }
         self.ipcache_prefixes.clear();
         self.policy_keys.clear();
@@ -977,13 +1016,27 @@ impl KernelDatapath {
         })
     }
 
-    /// Every tracked flow: (key, value), as the kernel holds them.
+    /// Every tracked flow: (key, value), as the kernel holds them (IPv4 first).
     pub fn conntrack_entries(&self) -> Vec<(CtKey, CtValue)> {
-        self.ct
+        let v4 = self
+            .ct4
             .iter()
             .filter_map(Result::ok)
-            .map(|(k, v)| (CtKey::from_bytes(&k), CtValue::from_bytes(&v)))
-            .collect()
+            .map(|(k, v)| (CtKey::V4(CtKey4::from_bytes(&k)), CtValue::from_bytes(&v)));
+        let v6 = self
+            .ct6
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (CtKey::V6(CtKey6::from_bytes(&k)), CtValue::from_bytes(&v)));
+        v4.chain(v6).collect()
+    }
+
+    /// Deletes a flow; one already gone (an LRU eviction, a race with the program) is fine.
+    fn ct_remove(&mut self, key: &CtKey) {
+        let _ = match key {
+            CtKey::V4(k) => self.ct4.remove(&k.to_bytes()),
+            CtKey::V6(k) => self.ct6.remove(&k.to_bytes()),
+        };
     }
 }
 
@@ -1014,6 +1067,13 @@ impl Datapath for KernelDatapath {
         addr: IpAddr,
         identity: Identity,
     ) -> Result<(), DatapathError> {
+        // An address belongs to one endpoint: registered again, it leaves the one it had (whose
+        // later flag changes must not write it back).
+        for (id, addrs) in &mut self.endpoint_addrs {
+            if *id != endpoint {
+                addrs.remove(&addr);
+            }
+        }
         self.endpoint_addrs
             .entry(endpoint)
             .or_default()
@@ -1094,7 +1154,7 @@ impl Datapath for KernelDatapath {
         for key in expired {
             // A flow renewed between the read and the delete loses a few seconds of life at
             // worst: its next packet recreates it.
-            let _ = self.ct.remove(&key.to_bytes());
+            self.ct_remove(&key);
         }
         alive.sort_unstable();
         alive.dedup();
@@ -1180,7 +1240,11 @@ impl Datapath for KernelDatapath {
                 max: self.sizes.policy,
             },
             conntrack: MapUsage {
-                used: self.ct.keys().flatten().count(),
+                used: self.ct4.keys().flatten().count(),
+                max: self.sizes.conntrack,
+            },
+            conntrack6: MapUsage {
+                used: self.ct6.keys().flatten().count(),
                 max: self.sizes.conntrack,
             },
         }

@@ -4,7 +4,9 @@
 //! [`KernelDatapath`] implements the same [`Datapath`](fqdnpath_datapath::Datapath) trait as
 //! the reference model: map changes ([`Delta`](fqdnpath_policy::compile::Delta)s) are written
 //! into BPF maps (two LPM tries for the ipcache, an LPM trie for the policy, hash maps for
-//! endpoints and conntrack), and packets are judged in the kernel, either through
+//! the IPv4 and IPv6 endpoints and LRU hashes for IPv4 and IPv6 conntrack, as Cilium's
+//! `cilium_ct4_global` and `cilium_ct6_global`), and packets are judged in the kernel, either
+//! through
 //! `BPF_PROG_TEST_RUN` (no interface needed: this is how the differential tests compare the
 //! kernel with the model) or for real, once the program is attached to an interface on TC
 //! egress (TCX, with a netlink clsact fallback). Every verdict emits a flow event into a ring
@@ -17,6 +19,14 @@
 //! Time: with [`Clock::Virtual`] the program reads the time the caller passes (the model's
 //! `now`), so conntrack lifetimes agree with the reference datapath's to the nanosecond; with
 //! [`Clock::Kernel`] it reads `bpf_ktime_get_ns()` (`CLOCK_MONOTONIC`), for real traffic.
+//!
+//! Speed: the program looks each map up at a call site of its own (the IPv4 and IPv6 paths
+//! are inlined apart), so the verifier calls each map's lookup directly; packet headers are
+//! read as words, not copied byte by byte; and each CPU keeps the last endpoint it found,
+//! valid while the endpoint maps' generation (`fqdn_endpoints_gen`, bumped by every change to
+//! them) is the one it was found in. That spares the hash lookup of the source endpoint,
+//! which Cilium does not make either (its program is compiled per endpoint). On kernels with
+//! return-thunk mitigations every kernel call is expensive, so these count.
 //!
 //! One known difference with the model: conntrack is an LRU hash, as Cilium's, so a full
 //! table evicts an old flow where the model refuses the new one
