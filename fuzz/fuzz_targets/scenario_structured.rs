@@ -15,15 +15,22 @@
 //! - the answers are the zone's, and every expectation written is checked;
 //! - determinism: the same scenario gives the same report.
 //!
-//! A failing input prints its scenario YAML.
+//! The scenario is built as the value of its document (JSON, which is YAML too), not as YAML
+//! text: the YAML parser is covered by the `scenario` target, and here it took most of each
+//! run. The pods' policies are YAML, loaded once per distinct text and shared across runs
+//! (`ManifestSource`'s cache). A failing input prints its scenario, which `fqdnpath run`
+//! reads as it is.
 #![no_main]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::{LazyLock, Mutex};
 
 use arbitrary::Arbitrary;
+use fqdnpath_sim::scenario::ManifestSource;
 use fqdnpath_sim::{Scenario, Simulation};
 use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
 
 const NAMES: [&str; 4] = [
     "a.example.com",
@@ -118,13 +125,9 @@ fn addresses(input: &NameInput) -> (Vec<u8>, u32) {
     (ips, TTLS[usize::from(input.ttl) % TTLS.len()])
 }
 
-fn zone_records(y: &mut String, indent: &str, name: &str, ips: &[u8], ttl: u32) {
-    for ip in ips {
-        let _ = writeln!(
-            y,
-            "{indent}- {{name: {name}, type: A, ttl: {ttl}, value: 192.0.2.{ip}}}"
-        );
-    }
+fn zone_records(name: &str, ips: &[u8], ttl: u32) -> impl Iterator<Item = Value> {
+    ips.iter()
+        .map(move |ip| json!({"name": name, "type": "A", "ttl": ttl, "value": format!("192.0.2.{ip}")}))
 }
 
 fn policy(i: usize, pod: &Pod) -> String {
@@ -192,7 +195,7 @@ fn verdict(
 }
 
 /// The scenario of an input, with the oracle's expectations, and how many it wrote.
-fn scenario(input: &Input) -> (String, usize) {
+fn scenario(input: &Input) -> (Value, usize) {
     let nodes = if input.two_nodes { 2 } else { 1 };
     let latency = LATENCIES_MS[usize::from(input.latency) % LATENCIES_MS.len()];
     let mut pods: Vec<Pod> = input
@@ -224,39 +227,29 @@ fn scenario(input: &Input) -> (String, usize) {
             allow_cidr: None,
         });
     }
-    let mut y = String::new();
-    let _ = write!(
-        y,
-        "apiVersion: fqdnpath/v1\nkind: Scenario\nname: structured\nagent:\n  tofqdns-proxy-response-max-delay: {MAX_DELAY_MS}ms\ndatapath:\n  update-latency: {latency}ms\ncluster:\n  nodes: [{}]\n  pods:\n    - {{name: coredns, namespace: kube-system, node: n1, ip: 10.0.1.53, labels: {{k8s-app: kube-dns}}, dns: {{role: authoritative}}}}\n",
-        if nodes == 2 { "n1, n2" } else { "n1" }
-    );
-    for (i, p) in pods.iter().enumerate() {
-        let _ = writeln!(
-            y,
-            "    - {{name: client-{i}, namespace: default, node: n{}, ip: 10.0.{}.{}, labels: {{app: client-{i}}}}}",
-            p.node + 1,
-            p.node + 1,
-            10 + i
-        );
-    }
-    y.push_str("  services:\n    - {name: kube-dns, namespace: kube-system, clusterIP: 10.96.0.10, selector: {k8s-app: kube-dns}, ports: [{name: dns, port: 53, protocol: UDP}]}\nmanifests:\n");
-    for (i, p) in pods.iter().enumerate() {
-        y.push_str("  - inline: |\n");
-        for line in policy(i, p).lines() {
-            let _ = writeln!(y, "      {line}");
-        }
-    }
+    let mut cluster_pods = vec![json!({
+        "name": "coredns", "namespace": "kube-system", "node": "n1", "ip": "10.0.1.53",
+        "labels": {"k8s-app": "kube-dns"}, "dns": {"role": "authoritative"},
+    })];
+    cluster_pods.extend(pods.iter().enumerate().map(|(i, p)| {
+        json!({
+            "name": format!("client-{i}"), "namespace": "default",
+            "node": format!("n{}", p.node + 1), "ip": format!("10.0.{}.{}", p.node + 1, 10 + i),
+            "labels": {"app": format!("client-{i}")},
+        })
+    }));
     // The oracle's state.
     let mut learned: Learned = vec![BTreeSet::new(); nodes];
     // Per pod and name: the addresses of its last answer.
     let mut answers: Vec<[Option<Vec<u8>>; 4]> = pods.iter().map(|_| Default::default()).collect();
     let mut zone: Vec<(Vec<u8>, u32)> = input.zone.iter().map(addresses).collect();
     let mut expectations = 0;
-    y.push_str("zone:\n");
-    for (n, (ips, ttl)) in zone.iter().enumerate() {
-        zone_records(&mut y, "  ", NAMES[n], ips, *ttl);
-    }
-    y.push_str("steps:\n");
+    let records: Vec<Value> = zone
+        .iter()
+        .enumerate()
+        .flat_map(|(n, (ips, ttl))| zone_records(NAMES[n], ips, *ttl))
+        .collect();
+    let mut steps: Vec<Value> = Vec::new();
     // The state before the last step, when that step was a resolve: (pod, name, learned).
     let mut last_resolve: Option<(usize, usize, Learned)> = None;
     for op in input.ops.iter().take(24) {
@@ -269,12 +262,10 @@ fn scenario(input: &Input) -> (String, usize) {
                 );
                 let ips = zone[n].0.clone();
                 let list: Vec<String> = ips.iter().map(|i| format!("192.0.2.{i}")).collect();
-                let _ = writeln!(
-                    y,
-                    "  - resolve: {{pod: default/client-{p}, name: {}}}\n    expect: {{verdict: REDIRECTED, rcode: NOERROR, ips: [{}]}}",
-                    NAMES[n],
-                    list.join(", ")
-                );
+                steps.push(json!({
+                    "resolve": {"pod": format!("default/client-{p}"), "name": NAMES[n]},
+                    "expect": {"verdict": "REDIRECTED", "rcode": "NOERROR", "ips": list},
+                }));
                 expectations += 3;
                 let before = learned.clone();
                 learned[pods[p].node].extend(ips.iter().map(|&i| (n, i)));
@@ -298,87 +289,135 @@ fn scenario(input: &Input) -> (String, usize) {
                     _ => None,
                 };
                 let expect = verdict(&pods[p], first, port, latency, &learned, before);
-                let _ = writeln!(
-                    y,
-                    "  - connect: {{pod: default/client-{p}, name: {}, port: {port}, protocol: TCP}}",
-                    NAMES[n]
-                );
-                write_expect(
-                    &mut y,
+                let connect = json!({
+                    "pod": format!("default/client-{p}"), "name": NAMES[n], "port": port,
+                    "protocol": "TCP",
+                });
+                steps.push(with_expect(
+                    json!({"connect": connect}),
                     &mut expectations,
                     expect,
                     pods[p].deny == Some(first),
-                );
+                ));
             }
             OpInput::ConnectIp { pod, ip, port } => {
                 let p = usize::from(*pod) % pods.len();
                 let ip = ip % (OCTETS + 1) + 1;
                 let port = PORTS[usize::from(*port) % PORTS.len()];
                 let expect = verdict(&pods[p], ip, port, latency, &learned, None);
-                let _ = writeln!(
-                    y,
-                    "  - connect: {{pod: default/client-{p}, ip: 192.0.2.{ip}, port: {port}, protocol: TCP}}"
-                );
-                write_expect(&mut y, &mut expectations, expect, pods[p].deny == Some(ip));
+                let connect = json!({
+                    "pod": format!("default/client-{p}"), "ip": format!("192.0.2.{ip}"),
+                    "port": port, "protocol": "TCP",
+                });
+                steps.push(with_expect(
+                    json!({"connect": connect}),
+                    &mut expectations,
+                    expect,
+                    pods[p].deny == Some(ip),
+                ));
             }
             OpInput::Advance(s) => {
-                let _ = writeln!(
-                    y,
-                    "  - advance: {}s",
-                    ADVANCES_S[usize::from(*s) % ADVANCES_S.len()]
-                );
+                let secs = ADVANCES_S[usize::from(*s) % ADVANCES_S.len()];
+                steps.push(json!({"advance": format!("{secs}s")}));
             }
             OpInput::RestartAgent(second) => {
-                let _ = writeln!(
-                    y,
-                    "  - restart-agent: {{node: n{}}}",
-                    1 + usize::from(*second && nodes == 2)
-                );
+                let node = 1 + usize::from(*second && nodes == 2);
+                steps.push(json!({"restart-agent": {"node": format!("n{node}")}}));
             }
             OpInput::UpdateZone { name, records } => {
                 let n = usize::from(*name) % NAMES.len();
                 let (ips, ttl) = addresses(records);
-                y.push_str("  - update-zone:\n");
-                zone_records(&mut y, "      ", NAMES[n], &ips, ttl);
+                let update: Vec<Value> = zone_records(NAMES[n], &ips, ttl).collect();
+                steps.push(json!({"update-zone": update}));
                 zone[n] = (ips, ttl);
             }
         }
         last_resolve = resolved;
     }
     // A last step, so that a case of skipped connects still has steps.
-    y.push_str("  - advance: 1s\n");
-    (y, expectations)
+    steps.push(json!({"advance": "1s"}));
+    let node_names: Vec<String> = (1..=nodes).map(|n| format!("n{n}")).collect();
+    let manifests: Vec<Value> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"inline": policy(i, p)}))
+        .collect();
+    let scenario = json!({
+        "apiVersion": "fqdnpath/v1",
+        "kind": "Scenario",
+        "name": "structured",
+        "agent": {"tofqdns-proxy-response-max-delay": format!("{MAX_DELAY_MS}ms")},
+        "datapath": {"update-latency": format!("{latency}ms")},
+        "cluster": {
+            "nodes": node_names,
+            "pods": cluster_pods,
+            "services": [{
+                "name": "kube-dns", "namespace": "kube-system", "clusterIP": "10.96.0.10",
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
+            }],
+        },
+        "manifests": manifests,
+        "zone": records,
+        "steps": steps,
+    });
+    (scenario, expectations)
 }
 
-fn write_expect(y: &mut String, count: &mut usize, verdict: Option<&str>, denied: bool) {
+/// The step with the oracle's expectation, if it fixes one; counts the checks it makes.
+fn with_expect(mut step: Value, count: &mut usize, verdict: Option<&str>, denied: bool) -> Value {
     match verdict {
         Some(v) if denied => {
-            let _ = writeln!(y, "    expect: {{verdict: {v}, drop_reason: POLICY_DENY}}");
+            step["expect"] = json!({"verdict": v, "drop_reason": "POLICY_DENY"});
             *count += 2;
         }
         Some(v) => {
-            let _ = writeln!(y, "    expect: {{verdict: {v}}}");
+            step["expect"] = json!({"verdict": v});
             *count += 1;
         }
         None => {}
     }
+    step
+}
+
+// Runs allocate a lot (labels, policies, caches); mimalloc makes this target half again as
+// fast as the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The pods' policies, loaded once per text: there are a few thousand, and loading one
+/// (YAML, validation) costs more than the rest of a run.
+static POLICIES: LazyLock<Mutex<HashMap<String, ManifestSource>>> = LazyLock::new(Mutex::default);
+
+fn loaded_once(source: &ManifestSource) -> ManifestSource {
+    let Some(text) = &source.inline else {
+        return source.clone();
+    };
+    let mut policies = POLICIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if policies.len() > 100_000 {
+        policies.clear();
+    }
+    policies.entry(text.clone()).or_insert_with(|| source.clone()).clone()
 }
 
 fuzz_target!(|input: Input| {
-    let (yaml, expectations) = scenario(&input);
-    let parsed = Scenario::from_str("structured.yaml", &yaml)
-        .unwrap_or_else(|e| panic!("{e}\n--- scenario ---\n{yaml}"));
+    let (value, expectations) = scenario(&input);
+    let shown = || serde_json::to_string_pretty(&value).unwrap_or_default();
+    let mut parsed = Scenario::from_value("structured.yaml", value.clone())
+        .unwrap_or_else(|e| panic!("{e}\n--- scenario ---\n{}", shown()));
+    parsed.manifests = parsed.manifests.iter().map(loaded_once).collect();
     let run = || {
         Simulation::new(parsed.clone())
             .and_then(Simulation::run)
-            .unwrap_or_else(|e| panic!("{e}\n--- scenario ---\n{yaml}"))
+            .unwrap_or_else(|e| panic!("{e}\n--- scenario ---\n{}", shown()))
     };
     let report = run();
     assert!(
         report.failures.is_empty(),
-        "{:#?}\n--- scenario ---\n{yaml}",
-        report.failures
+        "{:#?}\n--- scenario ---\n{}",
+        report.failures,
+        shown()
     );
-    assert_eq!(report.checked, expectations, "--- scenario ---\n{yaml}");
-    assert_eq!(report, run(), "not deterministic\n--- scenario ---\n{yaml}");
+    assert_eq!(report.checked, expectations, "--- scenario ---\n{}", shown());
+    assert_eq!(report, run(), "not deterministic\n--- scenario ---\n{}", shown());
 });

@@ -92,6 +92,22 @@ pub fn reserved_labels(identity: Identity) -> Option<Labels> {
     })
 }
 
+/// The reserved identity whose labels `labels` are (exactly `reserved:<name>`), if any. Cheaper
+/// than comparing with each [`reserved_labels`] set: it builds none.
+pub fn reserved_identity(labels: &Labels) -> Option<Identity> {
+    let mut all = labels.iter();
+    let (Some(label), None) = (all.next(), all.next()) else {
+        return None;
+    };
+    if label.source != SOURCE_RESERVED || !label.value.is_empty() {
+        return None;
+    }
+    RESERVED
+        .iter()
+        .find(|(_, name)| *name == label.key)
+        .map(|(id, _)| *id)
+}
+
 /// The labels of IPs learned for names matched by `selectors` (each `matchName`/`matchPattern`
 /// value in normal form): one `fqdn:<selector>` label each, plus `reserved:world`.
 pub fn fqdn_labels<'a>(selectors: impl IntoIterator<Item = &'a str>) -> Labels {
@@ -165,11 +181,8 @@ impl IdentityAllocator {
 
     /// The identity of `labels`, allocated if new; each call takes one reference.
     pub fn allocate(&mut self, labels: &Labels) -> Result<Identity, IdentityError> {
-        if let Some(reserved) = RESERVED
-            .iter()
-            .find(|(id, _)| reserved_labels(*id).is_some_and(|l| &l == labels))
-        {
-            return Ok(reserved.0);
+        if let Some(reserved) = reserved_identity(labels) {
+            return Ok(reserved);
         }
         if let Some(a) = self.by_labels.get_mut(labels) {
             a.refs += 1;
@@ -227,11 +240,7 @@ impl IdentityAllocator {
 
     /// The identity already allocated to `labels` (or reserved for them), if any.
     pub fn lookup(&self, labels: &Labels) -> Option<Identity> {
-        RESERVED
-            .iter()
-            .find(|(id, _)| reserved_labels(*id).is_some_and(|l| &l == labels))
-            .map(|(id, _)| *id)
-            .or_else(|| self.by_labels.get(labels).map(|a| a.identity))
+        reserved_identity(labels).or_else(|| self.by_labels.get(labels).map(|a| a.identity))
     }
 
     /// The labels of `identity` (reserved ones included).

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use fqdnpath_policy::identity::{Identity, IdentityAllocator, fqdn_labels, reserved_labels};
+use fqdnpath_policy::identity::{
+    Identity, IdentityAllocator, RESERVED, fqdn_labels, reserved_identity, reserved_labels,
+};
 use fqdnpath_policy::labels::{
     EndpointSelector, Label, Labels, entity_selectors, peer_selector, subject_selector,
 };
@@ -184,4 +186,25 @@ fn one_identity_per_label_set_endpoints_global_fqdn_local() {
         alloc.allocate(&pod("default", &[("app", "c")])).unwrap(),
         Identity(258)
     );
+}
+
+#[test]
+fn reserved_identity_recognises_exactly_the_reserved_label_sets() {
+    for (id, _) in RESERVED {
+        let labels = reserved_labels(*id).unwrap();
+        assert_eq!(reserved_identity(&labels), Some(*id));
+    }
+    let set = |labels: &[Label]| labels.iter().cloned().collect::<Labels>();
+    for not_reserved in [
+        set(&[]),
+        set(&[Label::new("reserved", "nobody", "")]),
+        set(&[Label::new("reserved", "world", "x")]),
+        set(&[Label::new("k8s", "world", "")]),
+        set(&[
+            Label::new("reserved", "world", ""),
+            Label::new("fqdn", "a.com.", ""),
+        ]),
+    ] {
+        assert_eq!(reserved_identity(&not_reserved), None, "{not_reserved:?}");
+    }
 }

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use fqdnpath_policy::{Manifest, load_str};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -318,7 +321,7 @@ pub struct ClusterSpec {
 }
 
 /// A manifest source: a file (relative to the scenario) or inline YAML.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestSource {
     /// A file, relative to the scenario file.
@@ -327,7 +330,53 @@ pub struct ManifestSource {
     /// YAML text.
     #[serde(default)]
     pub inline: Option<String>,
+    /// The inline text as loaded, the first time it is: the clones of a scenario share it, so
+    /// a simulation built again from the same scenario (the determinism checks, the
+    /// structured fuzz target) parses nothing twice. YAML parsing is most of building one.
+    #[serde(skip)]
+    loaded: Arc<OnceLock<Result<Vec<Manifest>, String>>>,
 }
+
+impl ManifestSource {
+    /// Inline YAML.
+    pub fn inline(text: impl Into<String>) -> Self {
+        Self {
+            path: None,
+            inline: Some(text.into()),
+            loaded: Arc::default(),
+        }
+    }
+
+    /// A file, relative to the scenario file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            inline: None,
+            loaded: Arc::default(),
+        }
+    }
+
+    /// The manifests of the inline `text` (this source's), loaded under the name `file` the
+    /// first time; the error is the loader's message.
+    pub(crate) fn load_inline(&self, file: &str, text: &str) -> Result<Vec<Manifest>, String> {
+        self.loaded
+            .get_or_init(|| {
+                load_str(file, text)
+                    .map(|l| l.manifests.into_iter().map(|m| m.value).collect())
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
+
+/// Equal when they name the same file or hold the same text.
+impl PartialEq for ManifestSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.inline == other.inline
+    }
+}
+
+impl Eq for ManifestSource {}
 
 /// A zone record, or `{name, remove: true}` in `update-zone`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -569,6 +618,12 @@ impl Scenario {
                 file: file.to_owned(),
                 message: e.to_string(),
             })?;
+        Self::from_value(file, value)
+    }
+
+    /// Reads a scenario from the value of its document (as `from_str` reads it from YAML, or
+    /// a program builds it); `file` names it in errors.
+    pub fn from_value(file: &str, value: serde_json::Value) -> Result<Self, ScenarioError> {
         let invalid = |path: &str, reason: String| ScenarioError::Invalid {
             file: file.to_owned(),
             path: path.to_owned(),

@@ -28,7 +28,7 @@ use fqdnpath_policy::compile::{Compiler, Delta, Endpoint};
 use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
 use fqdnpath_policy::policymap::{MatchType, PROTO_TCP, PROTO_UDP};
-use fqdnpath_policy::{Manifest, load_file, load_str};
+use fqdnpath_policy::{Manifest, load_file};
 
 use crate::scenario::{
     DnsMode, DnsRoleKind, Expect, ManifestSource, RejectResponseCode, Scenario, ScenarioError,
@@ -381,21 +381,15 @@ impl Simulation {
         source: &ManifestSource,
     ) -> Result<Vec<Manifest>, ScenarioError> {
         let loaded = match (&source.path, &source.inline) {
-            (Some(p), _) => load_file(&self.scenario.base.join(p)),
+            (Some(p), _) => load_file(&self.scenario.base.join(p))
+                .map(|l| l.manifests.into_iter().map(|m| m.value).collect())
+                .map_err(|e| e.to_string()),
             (None, Some(text)) => {
-                load_str(&format!("{} ({path}.inline)", self.scenario.file), text)
+                source.load_inline(&format!("{} ({path}.inline)", self.scenario.file), text)
             }
-            (None, None) => {
-                return Err(invalid(
-                    &self.scenario,
-                    path.to_owned(),
-                    "set path or inline",
-                ));
-            }
+            (None, None) => Err("set path or inline".to_owned()),
         };
-        loaded
-            .map(|l| l.manifests.into_iter().map(|m| m.value).collect())
-            .map_err(|e| invalid(&self.scenario, path.to_owned(), e.to_string()))
+        loaded.map_err(|reason| invalid(&self.scenario, path.to_owned(), reason))
     }
 
     fn agent_config(&self) -> AgentConfig {

@@ -260,3 +260,44 @@ fn scenarios_stop_at_a_year_of_virtual_time() {
         .unwrap_err();
     assert!(err.to_string().contains("steps[1].advance"), "{err}");
 }
+
+#[test]
+fn a_scenario_read_as_a_value_is_the_scenario_read_as_yaml() {
+    for name in [
+        "nodelocal-lrp-gotcha.yaml",
+        "nodelocal-lrp-fixed.yaml",
+        "apply-restart-zone.yaml",
+    ] {
+        let text = std::fs::read_to_string(example(name)).unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(
+            Scenario::from_value(name, value).unwrap(),
+            Scenario::from_str(name, &text).unwrap(),
+            "{name}"
+        );
+    }
+    let wrong = serde_json::json!({"apiVersion": "fqdnpath/v2", "kind": "Scenario"});
+    assert!(matches!(
+        Scenario::from_value("v.json", wrong),
+        Err(ScenarioError::Invalid { path, .. }) if path == "apiVersion"
+    ));
+}
+
+#[test]
+fn a_scenario_built_twice_loads_its_inline_manifests_once_and_reports_the_same() {
+    let scenario = Scenario::load(&example("nodelocal-lrp-fixed.yaml")).unwrap();
+    let first = Simulation::new(scenario.clone()).unwrap().run().unwrap();
+    // The clone shares the loaded manifests; the result may not depend on it.
+    let second = Simulation::new(scenario).unwrap().run().unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn an_invalid_inline_manifest_is_the_same_error_every_time() {
+    let text = "apiVersion: fqdnpath/v1\nkind: Scenario\nname: bad\ncluster: {nodes: [n1]}\nmanifests:\n  - inline: |\n      apiVersion: cilium.io/v2\n      kind: CiliumNetworkPolicy\n      metadata: {name: p}\n      spec: {endpointSelector: {}, egress: [{toFQDNs: [{matchName: 'a b'}]}]}\n";
+    let scenario = Scenario::from_str("bad.yaml", text).unwrap();
+    let first = Simulation::new(scenario.clone()).err().unwrap().to_string();
+    let second = Simulation::new(scenario).err().unwrap().to_string();
+    assert_eq!(first, second);
+    assert!(first.contains("manifests[0]"), "{first}");
+}
