@@ -138,8 +138,10 @@ impl<A: Address, V> LpmTable<A, V> {
         self.tables.get(usize::from(len))?.get(addr.mask(len))
     }
 
-    /// The longest prefix holding `addr`: its length and value.
-    #[inline]
+    /// The longest prefix holding `addr`: its length and value. Always inlined: it is on
+    /// every verdict's path, and a call returns its result through memory.
+    #[expect(clippy::inline_always, reason = "measured in the verdict bench")]
+    #[inline(always)]
     pub fn lookup(&self, addr: A) -> Option<(u8, &V)> {
         for &len in &self.lengths {
             if let Some(v) = self.tables[usize::from(len)].get(addr.mask(len)) {

@@ -19,7 +19,7 @@ use std::fmt;
 use fqdnpath_names::FqdnSelector;
 
 use crate::identity::Identity;
-use crate::table::{FlatKey, FlatTable};
+use crate::table::FlatTable;
 
 /// An IP protocol number in a policy key.
 pub type Protocol = u8;
@@ -47,15 +47,53 @@ pub struct PolicyKey {
     pub port_prefix_len: u8,
 }
 
-impl FlatKey for PolicyKey {
-    /// The key's four fields fill one machine word exactly.
+impl PolicyKey {
+    /// The key's four fields in one machine word, which they fill exactly: the policy map's
+    /// table is keyed by it, so that a probe compares one word.
     #[inline]
-    fn hash64(self) -> u64 {
-        ((u64::from(self.identity.0) << 32)
+    fn packed(self) -> u64 {
+        (u64::from(self.identity.0) << 32)
             | (u64::from(self.proto) << 24)
             | (u64::from(self.port) << 8)
-            | u64::from(self.port_prefix_len))
-        .hash64()
+            | u64::from(self.port_prefix_len)
+    }
+}
+
+/// How a lookup builds the packed key of one protocol+port prefix length in use.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    /// `0xff` to keep the packet's protocol, 0 for the any-protocol key.
+    proto: u64,
+    /// The port bits the length fixes.
+    port_mask: u16,
+    /// The key's `port_prefix_len`.
+    bits: u8,
+}
+
+impl Probe {
+    fn of(lpm_prefix_len: u8) -> Self {
+        if lpm_prefix_len == 0 {
+            return Self {
+                proto: 0,
+                port_mask: 0,
+                bits: 0,
+            };
+        }
+        let bits = lpm_prefix_len - 8;
+        Self {
+            proto: 0xff,
+            port_mask: u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0),
+            bits,
+        }
+    }
+
+    /// The packed key of this length for a packet to `identity` with `proto` and `port`.
+    #[inline]
+    fn key(self, identity: Identity, proto: Protocol, port: u16) -> u64 {
+        (u64::from(identity.0) << 32)
+            | ((u64::from(proto) & self.proto) << 24)
+            | (u64::from(port & self.port_mask) << 8)
+            | u64::from(self.bits)
     }
 }
 
@@ -319,11 +357,12 @@ pub enum PolicyVerdict {
 /// three), like the datapath's LPM trie.
 #[derive(Clone, Debug, Default)]
 pub struct PolicyMap {
-    entries: FlatTable<PolicyKey, PolicyAction>,
+    /// Keyed by [`PolicyKey::packed`].
+    entries: FlatTable<u64, (PolicyKey, PolicyAction)>,
     /// How many keys have each `lpm_prefix_len`.
     length_counts: BTreeMap<u8, usize>,
-    /// The lengths in use, longest first.
-    lengths: Vec<u8>,
+    /// How to probe each length in use, longest first.
+    probes: Vec<Probe>,
     /// How many keys are for identity 0 (none: the L4-only lookup is skipped).
     wildcard_keys: usize,
     /// Whether a deny was ever stored (none: allows need no coverage check).
@@ -358,7 +397,12 @@ impl PolicyMap {
         }
         // The lookup's list of lengths changes only when a length appears or disappears.
         if was_used != used {
-            self.lengths = self.length_counts.keys().rev().copied().collect();
+            self.probes = self
+                .length_counts
+                .keys()
+                .rev()
+                .map(|&len| Probe::of(len))
+                .collect();
         }
     }
 
@@ -377,56 +421,71 @@ impl PolicyMap {
         if action == PolicyAction::Deny {
             self.has_deny = true;
             let covered: Vec<PolicyKey> = self
-                .entries
-                .iter()
+                .all()
                 .filter(|(k, a)| **a != PolicyAction::Deny && key.covers_key(k))
                 .map(|(k, _)| *k)
                 .collect();
             for k in covered {
-                self.entries.insert(k, PolicyAction::Deny);
+                self.put(k, PolicyAction::Deny);
             }
         }
-        let merged = if let Some(old) = self.entries.remove(key) {
+        let merged = if let Some(old) = self.take(key) {
             old.merge(action)
         } else {
             self.count_length(key, 1);
             action
         };
-        self.entries.insert(key, merged);
+        self.put(key, merged);
     }
 
     /// Whether a deny entry of the same identity covers every packet `key` covers.
     fn covering_deny(&self, key: PolicyKey) -> bool {
-        self.entries
-            .iter()
+        self.all()
             .any(|(k, a)| *a == PolicyAction::Deny && k.covers_key(&key))
     }
 
     /// Sets `key` to `action` (replacing).
     pub fn insert(&mut self, key: PolicyKey, action: PolicyAction) {
         self.has_deny |= action == PolicyAction::Deny;
-        if self.entries.insert(key, action).is_none() {
+        if self.put(key, action).is_none() {
             self.count_length(key, 1);
         }
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &PolicyKey) -> Option<PolicyAction> {
-        let action = self.entries.remove(*key)?;
+        let action = self.take(*key)?;
         self.count_length(*key, -1);
         Some(action)
     }
 
     /// The action at `key`.
     pub fn get(&self, key: &PolicyKey) -> Option<&PolicyAction> {
-        self.entries.get(*key)
+        self.entries.get(key.packed()).map(|(_, a)| a)
     }
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyAction)> {
-        let mut all: Vec<(&PolicyKey, &PolicyAction)> = self.entries.iter().collect();
+        let mut all: Vec<(&PolicyKey, &PolicyAction)> = self.all().collect();
         all.sort_unstable_by_key(|(k, _)| **k);
         all.into_iter()
+    }
+
+    /// Every entry, in no order.
+    fn all(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyAction)> {
+        self.entries.iter().map(|(_, (k, a))| (k, a))
+    }
+
+    /// Sets `key` to `action` in the table; returns the action it replaced.
+    fn put(&mut self, key: PolicyKey, action: PolicyAction) -> Option<PolicyAction> {
+        self.entries
+            .insert(key.packed(), (key, action))
+            .map(|(_, a)| a)
+    }
+
+    /// Removes `key` from the table; returns its action.
+    fn take(&mut self, key: PolicyKey) -> Option<PolicyAction> {
+        self.entries.remove(key.packed()).map(|(_, a)| a)
     }
 
     /// How many entries.
@@ -449,21 +508,9 @@ impl PolicyMap {
         proto: Protocol,
         port: u16,
     ) -> Option<(PolicyKey, &PolicyAction)> {
-        for &len in &self.lengths {
-            let key = if len == 0 {
-                PolicyKey::l3(identity)
-            } else {
-                let bits = len - 8;
-                let mask = u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0);
-                PolicyKey {
-                    identity,
-                    proto,
-                    port: port & mask,
-                    port_prefix_len: bits,
-                }
-            };
-            if let Some(action) = self.entries.get(key) {
-                return Some((key, action));
+        for probe in &self.probes {
+            if let Some((key, action)) = self.entries.get(probe.key(identity, proto, port)) {
+                return Some((*key, action));
             }
         }
         None
