@@ -27,8 +27,6 @@ use fqdnpath::cache::{
     observe_hickory, observe_into,
 };
 use fqdnpath::datapath::{Datapath, ReferenceDatapath};
-use fqdnpath::policy::compile::Endpoint;
-use fqdnpath::policy::load_str;
 
 const NAMES: usize = 100_000;
 
@@ -58,15 +56,8 @@ spec:
     - toFQDNs: [{matchPattern: "*.example.com"}]
       toPorts: [{ports: [{port: "443", protocol: TCP}]}]
 "#;
-    let policies = load_str("bench.yaml", policy).unwrap().network_policies();
-    let endpoint = Endpoint {
-        id: 1,
-        namespace: "default".into(),
-        name: "client".into(),
-        labels: std::collections::BTreeMap::from([("app".to_owned(), "client".to_owned())]),
-        ips: vec!["10.0.0.1".parse().unwrap()],
-    };
-    let agent = Agent::new(AgentConfig::default(), &policies, &[endpoint]).unwrap();
+    let policies = common::policies(policy);
+    let agent = Agent::new(AgentConfig::default(), &policies, &[common::client()]).unwrap();
     let mut datapath = ReferenceDatapath::default();
     datapath.program(agent.compiler(), &|_| true).unwrap();
     (agent, datapath)

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -17,12 +17,7 @@ use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::lpm::LpmTable;
 use fqdnpath::datapath::{Datapath, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
 use fqdnpath::policy::compile::{Compiler, Endpoint};
-use fqdnpath::policy::load_str;
 use fqdnpath::policy::manifest::NetworkPolicy;
-
-fn policies(yaml: &str) -> Vec<NetworkPolicy> {
-    load_str("bench.yaml", yaml).unwrap().network_policies()
-}
 
 const CLIENT_POLICY: &str = r#"
 apiVersion: cilium.io/v2
@@ -36,35 +31,16 @@ spec:
     - toCIDR: [192.0.2.0/24, 198.51.100.0/24]
 "#;
 
-fn client() -> Endpoint {
-    Endpoint {
-        id: 1,
-        namespace: "default".into(),
-        name: "client".into(),
-        labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),
-        ips: vec!["10.0.0.1".parse().unwrap()],
-    }
-}
-
-fn learned_ip(i: u32, v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(Ipv6Addr::from(
-            0x2001_0db8_0000_0000_0000_0000_0000_0000_u128 | u128::from(i),
-        ))
-    } else {
-        IpAddr::V4(Ipv4Addr::from(0x6400_0000 | i))
-    }
-}
-
 /// A datapath with `n` learned IPs (one /32 or /128 each) of `svc{k}.example.com`.
 fn datapath(n: u32, v6: bool) -> ReferenceDatapath {
-    let mut compiler = Compiler::new(&policies(CLIENT_POLICY), &[client()]).unwrap();
+    let mut compiler =
+        Compiler::new(&common::policies(CLIENT_POLICY), &[common::client()]).unwrap();
     let mut dp = ReferenceDatapath::default();
     dp.program(&compiler, &|_| true).unwrap();
     for i in 0..n {
         let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
         let deltas = compiler
-            .update_ip(learned_ip(i, v6), BTreeSet::from([name]))
+            .update_ip(common::learned_ip(i, v6), BTreeSet::from([name]))
             .unwrap();
         dp.apply(&deltas).unwrap();
     }
@@ -82,7 +58,7 @@ fn bench_verdict(c: &mut Criterion) {
             let packets: Vec<Packet> = (0..4096)
                 .map(|_| Packet {
                     src: "10.0.0.1".parse().unwrap(),
-                    dst: learned_ip(rng.below(n as usize) as u32, v6),
+                    dst: common::learned_ip(rng.below(n as usize) as u32, v6),
                     proto: PROTO_TCP,
                     sport: 40_000,
                     dport: 443,
@@ -183,7 +159,7 @@ fn large_input() -> (Vec<NetworkPolicy>, Vec<Endpoint>) {
             ips: vec![IpAddr::V4(Ipv4Addr::from(0x0A64_0000 | u32::from(j)))],
         })
         .collect();
-    (policies(&yaml), endpoints)
+    (common::policies(&yaml), endpoints)
 }
 
 fn bench_compile(c: &mut Criterion) {
@@ -206,7 +182,10 @@ fn bench_compile(c: &mut Criterion) {
     for k in 0..1000 {
         let name = Fqdn::new(&format!("svc{k}.example.com"));
         compiler
-            .update_ip(learned_ip(1_000_000 + k, false), BTreeSet::from([name]))
+            .update_ip(
+                common::learned_ip(1_000_000 + k, false),
+                BTreeSet::from([name]),
+            )
             .unwrap();
     }
     group.sample_size(100);
@@ -218,7 +197,10 @@ fn bench_compile(c: &mut Criterion) {
             let mut n = 0;
             for _ in 0..4 {
                 n += compiler
-                    .update_ip(learned_ip(next, false), BTreeSet::from([name.clone()]))
+                    .update_ip(
+                        common::learned_ip(next, false),
+                        BTreeSet::from([name.clone()]),
+                    )
                     .unwrap()
                     .len();
                 next += 1;

@@ -15,9 +15,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -29,8 +29,7 @@ use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::frame::build_frame;
 use fqdnpath::datapath::{Datapath, MapSizes, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
 use fqdnpath::kernel::{Clock, KernelDatapath};
-use fqdnpath::policy::compile::{Compiler, Endpoint};
-use fqdnpath::policy::load_str;
+use fqdnpath::policy::compile::Compiler;
 use fqdnpath::policy::manifest::NetworkPolicy;
 
 const POLICY: &str = r#"
@@ -46,26 +45,16 @@ spec:
 "#;
 
 fn policies() -> Vec<NetworkPolicy> {
-    load_str("bench.yaml", POLICY).unwrap().network_policies()
-}
-
-fn client() -> Endpoint {
-    Endpoint {
-        id: 1,
-        namespace: "default".into(),
-        name: "client".into(),
-        labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),
-        ips: vec!["10.0.0.1".parse().unwrap()],
-    }
+    common::policies(POLICY)
 }
 
 fn learned_ip(i: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(0x6400_0000 | i))
+    common::learned_ip(i, false)
 }
 
 /// Programs both datapaths with `n` learned addresses of 1000 names.
 fn fill(n: u32, kernel: &mut KernelDatapath, model: &mut ReferenceDatapath) {
-    let mut compiler = Compiler::new(&policies(), &[client()]).unwrap();
+    let mut compiler = Compiler::new(&policies(), &[common::client()]).unwrap();
     kernel.program(&compiler, &|_| true).unwrap();
     model.program(&compiler, &|_| true).unwrap();
     for i in 0..n {
@@ -243,7 +232,7 @@ impl<'a> Enforcer<'a> {
 
     fn fresh(kernel: &mut KernelDatapath) -> Agent {
         kernel.reset().unwrap();
-        let agent = Agent::new(AgentConfig::default(), &policies(), &[client()]).unwrap();
+        let agent = Agent::new(AgentConfig::default(), &policies(), &[common::client()]).unwrap();
         kernel.program(agent.compiler(), &|_| true).unwrap();
         agent
     }

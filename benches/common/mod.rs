@@ -1,8 +1,14 @@
-//! Inputs shared by the benches: deterministic selector sets, names and DNS responses.
+//! Inputs shared by the benches: deterministic selector sets, names and DNS responses, and
+//! the client endpoint, its policies and its learned addresses of the datapath benches.
 #![allow(dead_code, unreachable_pub)]
 #![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use fqdnpath::policy::compile::Endpoint;
+use fqdnpath::policy::load_str;
+use fqdnpath::policy::manifest::NetworkPolicy;
 
 /// A tiny deterministic generator (`SplitMix64`), so every run benches the same inputs.
 pub struct Rng(u64);
@@ -81,4 +87,31 @@ pub fn cilium_regex(selector: &(bool, String)) -> String {
 
 pub fn ip4(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0A00_0000 | (i & 0x00FF_FFFF)))
+}
+
+/// The network policies of a YAML text.
+pub fn policies(yaml: &str) -> Vec<NetworkPolicy> {
+    load_str("bench.yaml", yaml).unwrap().network_policies()
+}
+
+/// The client pod the datapath benches judge (`default/client`, `app: client`, 10.0.0.1).
+pub fn client() -> Endpoint {
+    Endpoint {
+        id: 1,
+        namespace: "default".into(),
+        name: "client".into(),
+        labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),
+        ips: vec!["10.0.0.1".parse().unwrap()],
+    }
+}
+
+/// The `i`-th address learned for the client's names: in `100.0.0.0/8`, or `2001:db8::/32`.
+pub fn learned_ip(i: u32, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(
+            0x2001_0db8_0000_0000_0000_0000_0000_0000_u128 | u128::from(i),
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(0x6400_0000 | i))
+    }
 }

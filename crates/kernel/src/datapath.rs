@@ -268,18 +268,6 @@ fn prefix_key6(prefix: &Prefix) -> Option<Key<[u8; 16]>> {
     }
 }
 
-fn match_type(code: u8) -> Option<MatchType> {
-    Some(match code {
-        1 => MatchType::L3Only,
-        2 => MatchType::L3L4,
-        3 => MatchType::L4Only,
-        4 => MatchType::All,
-        5 => MatchType::L3Proto,
-        6 => MatchType::ProtoOnly,
-        _ => return None,
-    })
-}
-
 impl KernelDatapath {
     /// Loads the program with maps of these sizes (the verifier runs here).
     pub fn load(sizes: MapSizes, clock: Clock) -> Result<Self, KernelError> {
@@ -602,7 +590,7 @@ impl KernelDatapath {
             src_identity: Identity(ev.src_identity),
             dst_identity: Identity(ev.dst_identity),
             is_reply: ev.is_reply == 1,
-            match_type: match_type(ev.match_type),
+            match_type: MatchType::from_code(ev.match_type),
             policy_key,
             dns,
         }

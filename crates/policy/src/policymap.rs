@@ -257,6 +257,28 @@ pub enum MatchType {
     ProtoOnly = 6,
 }
 
+impl MatchType {
+    /// Every match type, by code.
+    pub const ALL: [Self; 6] = [
+        Self::L3Only,
+        Self::L3L4,
+        Self::L4Only,
+        Self::All,
+        Self::L3Proto,
+        Self::ProtoOnly,
+    ];
+
+    /// The numeric code (Cilium's, and the eBPF flow event's `match_type`).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The match type with this code, if it is one of these (0 is "none").
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.code() == code)
+    }
+}
+
 /// Why a packet was dropped, numbered as Cilium's drop reasons (Hubble's `DropReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
