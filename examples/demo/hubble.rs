@@ -108,19 +108,6 @@ impl Names {
     }
 }
 
-/// Hubble's name of a policy match type (`policy-verdict:L3-L4`).
-fn match_name(m: Option<MatchType>) -> &'static str {
-    match m {
-        Some(MatchType::L3Only) => "L3-Only",
-        Some(MatchType::L3L4) => "L3-L4",
-        Some(MatchType::L4Only) => "L4-Only",
-        Some(MatchType::All) => "all",
-        Some(MatchType::L3Proto) => "L3-Proto",
-        Some(MatchType::ProtoOnly) => "Proto-Only",
-        None => "none",
-    }
-}
-
 /// The TCP flags as Hubble lists them. The event keeps SYN, FIN and RST; ACK is on every
 /// segment of a connection but its opening SYN (and a bare RST), so it is written from that.
 fn tcp_flags(event: &FlowEvent) -> String {
@@ -160,7 +147,7 @@ pub(crate) fn flow_line(event: &FlowEvent, clock: WallClock, names: &Names) -> S
             };
             format!(
                 "policy-verdict:{} {direction} DENIED ({proto}) DROPPED ({reason})",
-                match_name(event.match_type)
+                MatchType::verdict_label(event.match_type)
             )
         }
         Verdict::Forwarded if event.is_reply || !event.egress => {
@@ -168,11 +155,11 @@ pub(crate) fn flow_line(event: &FlowEvent, clock: WallClock, names: &Names) -> S
         }
         Verdict::Forwarded => format!(
             "policy-verdict:{} EGRESS ALLOWED ({proto}) FORWARDED",
-            match_name(event.match_type)
+            MatchType::verdict_label(event.match_type)
         ),
         Verdict::Redirected => format!(
             "policy-verdict:{} EGRESS ALLOWED ({proto}) REDIRECTED (to-proxy)",
-            match_name(event.match_type)
+            MatchType::verdict_label(event.match_type)
         ),
     };
     format!(

@@ -277,6 +277,32 @@ impl MatchType {
     pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.code() == code)
     }
+
+    /// Its name in Hubble's flow API (`policy_match_type`): `L3_L4`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::L3Only => "L3_ONLY",
+            Self::L3L4 => "L3_L4",
+            Self::L4Only => "L4_ONLY",
+            Self::All => "ALL",
+            Self::L3Proto => "L3_PROTO",
+            Self::ProtoOnly => "PROTO_ONLY",
+        }
+    }
+
+    /// How `hubble observe` shows a verdict's match (`policy-verdict:L3-L4`); `none` when
+    /// no entry matched.
+    pub fn verdict_label(m: Option<Self>) -> &'static str {
+        match m {
+            Some(Self::L3Only) => "L3-Only",
+            Some(Self::L3L4) => "L3-L4",
+            Some(Self::L4Only) => "L4-Only",
+            Some(Self::All) => "all",
+            Some(Self::L3Proto) => "L3-Proto",
+            Some(Self::ProtoOnly) => "Proto-Only",
+            None => "none",
+        }
+    }
 }
 
 /// Why a packet was dropped, numbered as Cilium's drop reasons (Hubble's `DropReason`).

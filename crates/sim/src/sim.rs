@@ -197,29 +197,6 @@ fn rfc3339(t: Timestamp) -> String {
     format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{nanos:09}Z")
 }
 
-fn match_name(m: Option<MatchType>) -> &'static str {
-    match m {
-        Some(MatchType::L3Only) => "L3-Only",
-        Some(MatchType::L3L4) => "L3-L4",
-        Some(MatchType::L4Only) => "L4-Only",
-        Some(MatchType::All) => "all",
-        Some(MatchType::L3Proto) => "L3-Proto",
-        Some(MatchType::ProtoOnly) => "Proto-Only",
-        None => "none",
-    }
-}
-
-fn match_code(m: MatchType) -> &'static str {
-    match m {
-        MatchType::L3Only => "L3_ONLY",
-        MatchType::L3L4 => "L3_L4",
-        MatchType::L4Only => "L4_ONLY",
-        MatchType::All => "ALL",
-        MatchType::L3Proto => "L3_PROTO",
-        MatchType::ProtoOnly => "PROTO_ONLY",
-    }
-}
-
 impl Simulation {
     /// Builds the cluster of `scenario`: pods and `DaemonSet` pods, services, manifests, agents
     /// and datapaths. Invalid input is a [`ScenarioError`] naming the file and key.
@@ -615,16 +592,16 @@ impl Simulation {
         let verdict = match event.verdict {
             Verdict::Dropped => format!(
                 "policy-verdict:{} EGRESS DENIED ({proto}) DROPPED (Policy denied)",
-                match_name(event.match_type)
+                MatchType::verdict_label(event.match_type)
             ),
             Verdict::Forwarded if event.is_reply => format!("to-endpoint FORWARDED ({proto})"),
             Verdict::Forwarded => format!(
                 "policy-verdict:{} EGRESS ALLOWED ({proto}) FORWARDED",
-                match_name(event.match_type)
+                MatchType::verdict_label(event.match_type)
             ),
             Verdict::Redirected => format!(
                 "policy-verdict:{} EGRESS ALLOWED ({proto}) REDIRECTED (to-proxy)",
-                match_name(event.match_type)
+                MatchType::verdict_label(event.match_type)
             ),
         };
         let verdict = if event.drop_reason.is_some_and(|r| r.desc() == "POLICY_DENY") {
@@ -1454,7 +1431,7 @@ impl Simulation {
         }
         if let Some(want) = &expect.policy_match_type {
             checked += 1;
-            let got = observed.match_type.map(|m| match_code(m).to_owned());
+            let got = observed.match_type.map(|m| m.name().to_owned());
             if got.as_deref() != Some(want.as_str()) {
                 fail("policy_match_type", want.clone(), show(&got));
             }
@@ -1526,7 +1503,7 @@ fn verdict_lines(
         PolicyVerdict::Allowed { key, match_type } => (
             format!(
                 "verdict: FORWARDED by the entry {key} ({})",
-                match_code(match_type)
+                match_type.name()
             ),
             Some(key),
         ),
@@ -1535,7 +1512,7 @@ fn verdict_lines(
         } => (
             format!(
                 "verdict: REDIRECTED to the DNS proxy by the entry {key} ({})",
-                match_code(match_type)
+                match_type.name()
             ),
             Some(key),
         ),
