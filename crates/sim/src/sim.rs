@@ -24,10 +24,11 @@ use fqdnpath_cache::{DNS_GC_INTERVAL, EndpointId, FqdnConfig, Timestamp, observe
 use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::service::{LocalRedirect, Pod, Service, ServicePort, ServiceTable};
 use fqdnpath_datapath::{Datapath, FlowEvent, Packet, ReferenceDatapath, Verdict};
-use fqdnpath_policy::compile::{Compiler, Delta, Endpoint};
+use fqdnpath_policy::compile::{Compiler, Delta, Endpoint, Prefix};
+use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
-use fqdnpath_policy::policymap::{MatchType, PROTO_TCP, PROTO_UDP};
+use fqdnpath_policy::policymap::{MatchType, PROTO_TCP, PROTO_UDP, PolicyAction, PolicyKey};
 use fqdnpath_policy::{Manifest, load_file};
 
 use crate::scenario::{
@@ -62,8 +63,25 @@ impl SimPod {
 struct NodeState {
     agent: Agent,
     datapath: Box<dyn Datapath>,
-    /// Map changes waiting for the update latency: (when they land, changes).
-    pending: Vec<(Timestamp, Vec<Delta>)>,
+    /// Map changes waiting for the update latency: (when they land, changes), in order.
+    pending: Vec<(Timestamp, Pending)>,
+}
+
+/// A change on its way to a node's datapath.
+enum Pending {
+    /// Map changes, applied as they are.
+    Deltas(Vec<Delta>),
+    /// A rebuilt (or restarted) agent's maps: the datapath is brought to them from whatever
+    /// it holds when they land, as the new agent syncs the maps it finds. The difference is
+    /// taken then, not when the agent was rebuilt: changes still on their way at that moment
+    /// land first, and an entry they add must not outlive the sync.
+    Sync(Target),
+}
+
+/// What a compiler holds for one node: the ipcache and the local endpoints' policy maps.
+struct Target {
+    ipcache: BTreeMap<Prefix, Identity>,
+    policies: Vec<(u16, BTreeMap<PolicyKey, PolicyAction>)>,
 }
 
 /// One line of output: a flow or a DNS answer.
@@ -456,9 +474,9 @@ impl Simulation {
     }
 
     /// Recompiles the agents of `only` (or of every node) under the current policies; each
-    /// keeps its caches (exactly, or as after a restart). The datapath receives the
-    /// difference between what it holds and what the new agent compiled, after the update
-    /// latency.
+    /// keeps its caches (exactly, or as after a restart). After the update latency the
+    /// datapath is brought to what the new agent compiled, from what it holds then (changes
+    /// still on their way when the agent was rebuilt land first).
     fn rebuild_agents(&mut self, only: Option<&str>, restart: bool) -> Result<(), String> {
         let config = self.agent_config();
         let endpoints = self.endpoints();
@@ -482,9 +500,9 @@ impl Simulation {
                 .filter(|p| &p.node == name)
                 .map(|p| p.endpoint)
                 .collect();
-            let deltas = difference(node.datapath.as_ref(), agent.compiler(), &local);
+            let target = Target::of(agent.compiler(), &local);
             node.agent = agent;
-            node.pending.push((now + latency, deltas));
+            node.pending.push((now + latency, Pending::Sync(target)));
         }
         self.apply_pending();
         Ok(())
@@ -539,7 +557,7 @@ impl Simulation {
                 let latency = self.scenario.datapath.update_latency.0;
                 for node in self.nodes.values_mut() {
                     if let Ok((_, deltas)) = node.agent.dns_gc(next) {
-                        node.pending.push((next + latency, deltas));
+                        node.pending.push((next + latency, Pending::Deltas(deltas)));
                     }
                 }
                 self.next_dns_gc = next + DNS_GC_INTERVAL;
@@ -556,7 +574,11 @@ impl Simulation {
             let (due, later): (Vec<_>, Vec<_>) =
                 node.pending.drain(..).partition(|(t, _)| *t <= now);
             node.pending = later;
-            for (_, deltas) in due {
+            for (_, change) in due {
+                let deltas = match change {
+                    Pending::Deltas(deltas) => deltas,
+                    Pending::Sync(target) => target.deltas_from(node.datapath.as_ref()),
+                };
                 let _ = node.datapath.apply(&deltas);
             }
         }
@@ -567,11 +589,7 @@ impl Simulation {
         let labels: Vec<String> = self
             .nodes
             .get(node)
-            .and_then(|n| {
-                n.agent
-                    .compiler()
-                    .identity_labels(fqdnpath_policy::identity::Identity(identity))
-            })
+            .and_then(|n| n.agent.compiler().identity_labels(Identity(identity)))
             .map(|l| l.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
         match self.pods.iter().find(|p| p.ip == ip) {
@@ -801,7 +819,7 @@ impl Simulation {
         let prefix = compiler
             .ipcache()
             .iter()
-            .filter(|(pre, _)| pre.contains_prefix(&fqdnpath_policy::compile::Prefix::host(dst)))
+            .filter(|(pre, _)| pre.contains_prefix(&Prefix::host(dst)))
             .max_by_key(|(pre, _)| pre.len);
         let labels = compiler
             .identity_labels(identity)
@@ -1185,7 +1203,8 @@ impl Simulation {
                         now + latency
                     };
                     if !learned.deltas.is_empty() {
-                        node.pending.push((programmed, learned.deltas));
+                        node.pending
+                            .push((programmed, Pending::Deltas(learned.deltas)));
                     }
                     let h = hold(now, programmed, max_delay);
                     observed.held = Some(h.release_at.saturating_duration_since(now));
@@ -1442,54 +1461,70 @@ impl Simulation {
 
 /// The changes that turn what `datapath` holds for the `local` endpoints into what `compiler`
 /// compiled.
-fn difference(datapath: &dyn Datapath, compiler: &Compiler, local: &[u16]) -> Vec<Delta> {
-    let mut out = Vec::new();
-    let held: BTreeMap<_, _> = datapath.ipcache_entries().into_iter().collect();
-    for (prefix, identity) in compiler.ipcache() {
-        if held.get(prefix) != Some(identity) {
-            out.push(Delta::IpcacheUpsert {
-                prefix: *prefix,
-                identity: *identity,
-            });
+impl Target {
+    fn of(compiler: &Compiler, local: &[u16]) -> Self {
+        Self {
+            ipcache: compiler.ipcache().clone(),
+            policies: local
+                .iter()
+                .map(|&endpoint| {
+                    let map = compiler
+                        .policy_map(endpoint)
+                        .map(|m| m.iter().map(|(k, a)| (*k, a.clone())).collect())
+                        .unwrap_or_default();
+                    (endpoint, map)
+                })
+                .collect(),
         }
     }
-    for prefix in held.keys() {
-        if !compiler.ipcache().contains_key(prefix) {
-            out.push(Delta::IpcacheDelete { prefix: *prefix });
-        }
-    }
-    for &endpoint in local {
-        let held: BTreeMap<_, _> = datapath.policy_entries(endpoint).into_iter().collect();
-        let want: BTreeMap<_, _> = compiler
-            .policy_map(endpoint)
-            .map(|m| m.iter().map(|(k, a)| (*k, a.clone())).collect())
-            .unwrap_or_default();
-        for (key, action) in &want {
-            if held.get(key) != Some(action) {
-                out.push(Delta::PolicyUpsert {
-                    endpoint,
-                    key: *key,
-                    action: action.clone(),
+
+    /// The changes that bring `datapath` to this target.
+    fn deltas_from(&self, datapath: &dyn Datapath) -> Vec<Delta> {
+        let mut out = Vec::new();
+        let held: BTreeMap<_, _> = datapath.ipcache_entries().into_iter().collect();
+        for (prefix, identity) in &self.ipcache {
+            if held.get(prefix) != Some(identity) {
+                out.push(Delta::IpcacheUpsert {
+                    prefix: *prefix,
+                    identity: *identity,
                 });
             }
         }
-        for key in held.keys() {
-            if !want.contains_key(key) {
-                out.push(Delta::PolicyDelete {
-                    endpoint,
-                    key: *key,
-                });
+        for prefix in held.keys() {
+            if !self.ipcache.contains_key(prefix) {
+                out.push(Delta::IpcacheDelete { prefix: *prefix });
             }
         }
+        for (endpoint, want) in &self.policies {
+            let endpoint = *endpoint;
+            let held: BTreeMap<_, _> = datapath.policy_entries(endpoint).into_iter().collect();
+            for (key, action) in want {
+                if held.get(key) != Some(action) {
+                    out.push(Delta::PolicyUpsert {
+                        endpoint,
+                        key: *key,
+                        action: action.clone(),
+                    });
+                }
+            }
+            for key in held.keys() {
+                if !want.contains_key(key) {
+                    out.push(Delta::PolicyDelete {
+                        endpoint,
+                        key: *key,
+                    });
+                }
+            }
+        }
+        out
     }
-    out
 }
 
 /// The verdict part of `explain`: the entry that decides and the rules behind it.
 fn verdict_lines(
     compiler: &Compiler,
     endpoint: u16,
-    identity: fqdnpath_policy::identity::Identity,
+    identity: Identity,
     proto: u8,
     port: u16,
 ) -> Vec<String> {
@@ -1562,8 +1597,8 @@ fn unreachable_event(packet: &Packet, now: Timestamp) -> FlowEvent {
         egress: true,
         endpoint: None,
         packet: *packet,
-        src_identity: fqdnpath_policy::identity::Identity::ANY,
-        dst_identity: fqdnpath_policy::identity::Identity::WORLD,
+        src_identity: Identity::ANY,
+        dst_identity: Identity::WORLD,
         is_reply: false,
         match_type: None,
         policy_key: None,

@@ -301,3 +301,23 @@ fn an_invalid_inline_manifest_is_the_same_error_every_time() {
     assert_eq!(first, second);
     assert!(first.contains("manifests[0]"), "{first}");
 }
+
+/// The regression scenario of a bug the `scenario_structured` fuzz target found (see the
+/// file's comment): an agent restart while an answer's map changes are still on their way.
+#[test]
+fn an_agent_restart_while_an_answer_is_in_flight_leaves_no_stale_entry() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/regressions/restart-while-an-answer-is-in-flight.yaml");
+    let report = Simulation::new(Scenario::load(&path).unwrap())
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.checked, 5);
+    let connect = report.lines.last().unwrap();
+    assert!(
+        connect.text.contains("192.0.2.5:80") && connect.text.ends_with("DROPPED (Policy denied)"),
+        "{}",
+        connect.text
+    );
+}
