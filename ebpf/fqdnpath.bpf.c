@@ -454,18 +454,23 @@ static __always_inline void ct_key(union ct_key *key, const struct fqdnpath_flow
 	__be16 sport = reversed ? pkt->dport : pkt->sport;
 	__be16 dport = reversed ? pkt->sport : pkt->dport;
 
+	/* Every byte of the family's key is written (padding included): no zeroing first. */
 	if (family == 4) {
+		key->v4 = (struct fqdnpath_ct_key4){
+			.sport = sport,
+			.dport = dport,
+			.protocol = pkt->protocol,
+		};
 		__builtin_memcpy(key->v4.saddr, src, 4);
 		__builtin_memcpy(key->v4.daddr, dst, 4);
-		key->v4.sport = sport;
-		key->v4.dport = dport;
-		key->v4.protocol = pkt->protocol;
 	} else {
+		key->v6 = (struct fqdnpath_ct_key6){
+			.sport = sport,
+			.dport = dport,
+			.protocol = pkt->protocol,
+		};
 		__builtin_memcpy(key->v6.saddr, src, 16);
 		__builtin_memcpy(key->v6.daddr, dst, 16);
-		key->v6.sport = sport;
-		key->v6.dport = dport;
-		key->v6.protocol = pkt->protocol;
 	}
 }
 
@@ -653,7 +658,7 @@ static __always_inline int egress_ip(struct __sk_buff *skb, const struct fqdnpat
 				     __u64 now, const __u8 family)
 {
 	const struct fqdnpath_endpoint_value *ep;
-	union ct_key key = {0};
+	union ct_key key;
 	struct policy_hit hit;
 	__u32 remote;
 
@@ -736,7 +741,7 @@ static __always_inline int ingress_ip(struct fqdnpath_state *st, const struct pa
 				      struct fqdnpath_flow_event *ev, __u64 now, const __u8 family)
 {
 	const struct fqdnpath_endpoint_value *ep;
-	union ct_key key = {0};
+	union ct_key key;
 	__u32 remote;
 
 	remote = ipcache_identity(family, ev->saddr);
