@@ -636,59 +636,40 @@ impl State {
     }
 }
 
-impl CtKey4 {
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            saddr: f.take(),
-            daddr: f.take(),
-            sport: f.u16(),
-            dport: f.u16(),
-            protocol: f.u8(),
-            pad: f.take(),
-        }
-    }
+/// The memory images of the two conntrack keys, which differ only in their address width.
+macro_rules! ct_key_image {
+    ($key:ident, $size:literal) => {
+        impl $key {
+            /// From the map's memory image.
+            pub fn from_bytes(bytes: &[u8; $size]) -> Self {
+                let mut f = Fields::new(bytes);
+                Self {
+                    saddr: f.take(),
+                    daddr: f.take(),
+                    sport: f.u16(),
+                    dport: f.u16(),
+                    protocol: f.u8(),
+                    pad: f.take(),
+                }
+            }
 
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 16] {
-        Image::new()
-            .put(&self.saddr)
-            .put(&self.daddr)
-            .put(&self.sport.to_ne_bytes())
-            .put(&self.dport.to_ne_bytes())
-            .put(&[self.protocol])
-            .put(&self.pad)
-            .done()
-    }
+            /// The memory image the map holds.
+            pub fn to_bytes(&self) -> [u8; $size] {
+                Image::new()
+                    .put(&self.saddr)
+                    .put(&self.daddr)
+                    .put(&self.sport.to_ne_bytes())
+                    .put(&self.dport.to_ne_bytes())
+                    .put(&[self.protocol])
+                    .put(&self.pad)
+                    .done()
+            }
+        }
+    };
 }
 
-impl CtKey6 {
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 40]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            saddr: f.take(),
-            daddr: f.take(),
-            sport: f.u16(),
-            dport: f.u16(),
-            protocol: f.u8(),
-            pad: f.take(),
-        }
-    }
-
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 40] {
-        Image::new()
-            .put(&self.saddr)
-            .put(&self.daddr)
-            .put(&self.sport.to_ne_bytes())
-            .put(&self.dport.to_ne_bytes())
-            .put(&[self.protocol])
-            .put(&self.pad)
-            .done()
-    }
-}
+ct_key_image!(CtKey4, 16);
+ct_key_image!(CtKey6, 40);
 
 impl CtKey {
     /// The source address.

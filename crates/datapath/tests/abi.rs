@@ -58,3 +58,30 @@ fn abi_layout_matches_the_c_header() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn conntrack_keys_round_trip_through_their_images() {
+    use fqdnpath_datapath::abi::{CtKey, CtKey4, CtKey6};
+    let v4 = CtKey4 {
+        saddr: [10, 0, 0, 1],
+        daddr: [192, 0, 2, 7],
+        sport: 40_000u16.to_be(),
+        dport: 443u16.to_be(),
+        protocol: 6,
+        pad: [0; 3],
+    };
+    let image = v4.to_bytes();
+    assert_eq!(&image[..8], &[10, 0, 0, 1, 192, 0, 2, 7]);
+    assert_eq!(CtKey4::from_bytes(&image), v4);
+    let v6 = CtKey6 {
+        saddr: [0xfd; 16],
+        daddr: [0x20; 16],
+        sport: 1u16.to_be(),
+        dport: 53u16.to_be(),
+        protocol: 17,
+        pad: [0; 3],
+    };
+    assert_eq!(CtKey6::from_bytes(&v6.to_bytes()), v6);
+    assert_eq!(CtKey::V4(v4).dst().to_string(), "192.0.2.7");
+    assert_eq!(CtKey::V6(v6).protocol(), 17);
+}
