@@ -154,7 +154,9 @@ impl<K: FlatKey, V> FlatTable<K, V> {
             return None;
         }
         let mask = self.mask();
-        let mut i = self.home(key);
+        // The home is below the number of slots already; masking it lets the compiler see
+        // that every index is, and drop the bounds checks.
+        let mut i = self.home(key) & mask;
         // At most half full: the walk meets an empty slot.
         loop {
             match &self.slots[i] {
@@ -168,9 +170,17 @@ impl<K: FlatKey, V> FlatTable<K, V> {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: K) -> Option<&V> {
-        match self.probe(key)? {
-            (i, true) => self.slots[i].as_ref().map(|(_, v)| v),
-            (_, false) => None,
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = self.home(key) & mask;
+        loop {
+            match &self.slots[i] {
+                Some((k, v)) if *k == key => return Some(v),
+                Some(_) => i = (i + 1) & mask,
+                None => return None,
+            }
         }
     }
 
