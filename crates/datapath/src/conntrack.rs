@@ -74,6 +74,17 @@ impl Tuple {
     }
 }
 
+/// A lifetime in nanoseconds, at compile time: renewing an entry on every packet adds a
+/// constant instead of converting a `Duration`.
+const fn nanos(d: Duration) -> u64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the lifetimes are hours at most"
+    )]
+    let n = d.as_nanos() as u64;
+    n
+}
+
 /// Who opened a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -133,12 +144,12 @@ impl CtEntry {
             proto == PROTO_TCP,
             self.state & (Self::CLOSING | Self::ESTABLISHED),
         ) {
-            (false, _) => ANY_LIFETIME,
-            (true, Self::ESTABLISHED) => TCP_ESTABLISHED_LIFETIME,
-            (true, 0) => TCP_SYN_LIFETIME,
-            (true, _) => TCP_CLOSE_LIFETIME,
+            (false, _) => nanos(ANY_LIFETIME),
+            (true, Self::ESTABLISHED) => nanos(TCP_ESTABLISHED_LIFETIME),
+            (true, 0) => nanos(TCP_SYN_LIFETIME),
+            (true, _) => nanos(TCP_CLOSE_LIFETIME),
         };
-        self.expires = now + lifetime;
+        self.expires = Timestamp::from_nanos(now.as_nanos().saturating_add(lifetime));
     }
 }
 

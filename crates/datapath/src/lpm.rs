@@ -31,9 +31,11 @@ pub enum LpmError {
 }
 
 /// An address type: `u32` for IPv4, `u128` for IPv6.
-pub trait Address: FlatKey + Ord + std::fmt::Debug {
+pub trait Address: FlatKey + Ord + std::fmt::Debug + std::ops::BitAnd<Output = Self> {
     /// The width in bits.
     const BITS: u8;
+    /// Every bit set.
+    const ONES: Self;
     /// The address with all but the first `len` bits cleared.
     #[must_use]
     fn mask(self, len: u8) -> Self;
@@ -41,6 +43,7 @@ pub trait Address: FlatKey + Ord + std::fmt::Debug {
 
 impl Address for u32 {
     const BITS: u8 = 32;
+    const ONES: Self = u32::MAX;
     fn mask(self, len: u8) -> Self {
         if len == 0 {
             0
@@ -52,6 +55,7 @@ impl Address for u32 {
 
 impl Address for u128 {
     const BITS: u8 = 128;
+    const ONES: Self = u128::MAX;
     fn mask(self, len: u8) -> Self {
         if len == 0 {
             0
@@ -66,8 +70,8 @@ impl Address for u128 {
 pub struct LpmTable<A: Address, V> {
     /// Index = prefix length.
     tables: Vec<FlatTable<A, V>>,
-    /// The lengths with at least one prefix, longest first.
-    lengths: Vec<u8>,
+    /// The lengths with at least one prefix, longest first, each with its mask.
+    lengths: Vec<(u8, A)>,
     len: usize,
     max_entries: usize,
 }
@@ -114,8 +118,8 @@ impl<A: Address, V> LpmTable<A, V> {
             });
         }
         if table.is_empty() {
-            let at = self.lengths.partition_point(|&l| l > len);
-            self.lengths.insert(at, len);
+            let at = self.lengths.partition_point(|&(l, _)| l > len);
+            self.lengths.insert(at, (len, A::ONES.mask(len)));
         }
         table.insert(key, value);
         self.len += 1;
@@ -127,7 +131,7 @@ impl<A: Address, V> LpmTable<A, V> {
         let table = self.tables.get_mut(usize::from(len))?;
         let value = table.remove(addr.mask(len))?;
         if table.is_empty() {
-            self.lengths.retain(|&l| l != len);
+            self.lengths.retain(|&(l, _)| l != len);
         }
         self.len -= 1;
         Some(value)
@@ -143,8 +147,8 @@ impl<A: Address, V> LpmTable<A, V> {
     #[expect(clippy::inline_always, reason = "measured in the verdict bench")]
     #[inline(always)]
     pub fn lookup(&self, addr: A) -> Option<(u8, &V)> {
-        for &len in &self.lengths {
-            if let Some(v) = self.tables[usize::from(len)].get(addr.mask(len)) {
+        for &(len, mask) in &self.lengths {
+            if let Some(v) = self.tables[usize::from(len)].get(addr & mask) {
                 return Some((len, v));
             }
         }
