@@ -334,6 +334,18 @@ struct Judged {
 }
 
 impl Judged {
+    /// A reply of a tracked flow: forwarded without a policy lookup.
+    fn reply() -> Self {
+        Self {
+            verdict: Verdict::Forwarded,
+            drop_reason: None,
+            is_reply: true,
+            match_type: None,
+            policy_key: None,
+            dns: None,
+        }
+    }
+
     fn dropped(reason: DropReason) -> Self {
         Self {
             verdict: Verdict::Dropped,
@@ -448,18 +460,7 @@ impl ReferenceDatapath {
                 now,
             )
         {
-            let reply = Judged {
-                verdict: Verdict::Forwarded,
-                is_reply: true,
-                ..Judged::dropped(DropReason::PolicyDenied)
-            };
-            return (
-                self.identity_of(packet.dst),
-                Judged {
-                    drop_reason: None,
-                    ..reply
-                },
-            );
+            return (self.identity_of(packet.dst), Judged::reply());
         }
         // The flow's conntrack entry first: its memory loads while the ipcache and the policy
         // are looked up.
