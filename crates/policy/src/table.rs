@@ -170,6 +170,9 @@ impl<K: FlatKey, V> FlatTable<K, V> {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: K) -> Option<&V> {
+        // The walk of `probe`, written again: through `probe`, the slot is indexed a second
+        // time, with its bounds check. Walking here, with the masked home index, took a
+        // verdict from 388 to 368 instructions (callgrind).
         if self.slots.is_empty() {
             return None;
         }
