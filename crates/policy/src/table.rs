@@ -294,7 +294,7 @@ impl<K: FlatKey, V> FlatTable<K, V> {
 
     /// How many slots a lookup of each key reads, on average (1 when every key sits in its
     /// home slot): how well the hash spreads these keys. A random hash in a table between a
-    /// quarter and half full gives 1.2 to 1.5.
+    /// quarter and half full gives about 1.2 to 1.6.
     pub fn mean_probe_length(&self) -> f64 {
         if self.len == 0 {
             return 0.0;
