@@ -17,6 +17,7 @@
 pub mod name;
 pub mod selector;
 pub mod set;
+mod swar;
 
 pub use name::{Fqdn, normalize};
 pub use selector::{

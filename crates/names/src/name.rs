@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// with an unescaped dot, so the empty name becomes the root `.` and `a\.` (an escaped dot)
 /// becomes `a\..`. Borrows when the name is already normal, so the hot path does not allocate.
 pub fn normalize(name: &str) -> Cow<'_, str> {
-    let lower_ok = !name.bytes().any(|b| b.is_ascii_uppercase());
+    let lower_ok = !crate::swar::any_upper(name.as_bytes());
     let fqdn_ok = is_fqdn(name);
     if lower_ok && fqdn_ok {
         return Cow::Borrowed(name);

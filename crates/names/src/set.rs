@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 
 use crate::name::normalize;
 use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
+use crate::swar::Positions;
 
 /// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
 /// which come from policy, not from the network).
@@ -303,6 +304,9 @@ struct SuffixTable {
     hasher: FixedState,
     /// Whether any entry has leading or subdomain selectors (else only the whole name is probed).
     wildcards: usize,
+    /// Whether the empty key has an entry (a pattern such as `a*.`): otherwise the empty suffix
+    /// after a name's final dot is not probed.
+    empty_key: bool,
 }
 
 /// A table key, inline up to 32 bytes: most names fit, so confirming a probe's hit reads only
@@ -350,6 +354,7 @@ impl SuffixTable {
                 .into_mut(),
         };
         entry.refs += 1;
+        self.empty_key |= key.is_empty();
         match (kind, glob) {
             (TableKind::Exact, _) => entry.exact.push(id),
             (TableKind::Leading, Some(glob)) if !glob.is_star() => entry
@@ -389,6 +394,9 @@ impl SuffixTable {
         entry.refs -= 1;
         if entry.refs == 0 {
             slot.remove();
+            if key.is_empty() {
+                self.empty_key = false;
+            }
         }
         if kind != TableKind::Exact {
             self.wildcards -= 1;
@@ -413,47 +421,63 @@ impl SuffixTable {
         if self.wildcards == 0 {
             return;
         }
-        // Label `i` is `fqdn[starts[i]..starts[i + 1] - 1]`; suffix `i` is `fqdn[starts[i]..]`.
-        // `leading_ok` counts the leading labels that are all `[-a-zA-Z0-9_]+` (what `**.` wants
-        // to its left).
+        // What a wildcard wants of the labels left of its key is checked only when an entry
+        // holding such a selector is found, so a name whose suffixes hold only `matchName`s is
+        // read once for its dots and not again. `leading` is the prefix `bytes[..leading]`
+        // already known to be labels of `[-a-zA-Z0-9_]+`, each with its dot (what `**.` wants
+        // to its left); `leading_broken` says that check failed further left, which fails it for
+        // every longer prefix too.
         let bytes = fqdn.as_bytes();
-        let mut first_label_ok = true;
-        let mut leading_ok = 0;
-        let mut label_ok = true;
-        let mut label_len = 0;
-        let mut labels = 0;
-        for (at, &b) in bytes.iter().enumerate() {
-            if b != b'.' {
-                label_ok &= is_label_byte(b);
-                label_len += 1;
-                continue;
-            }
-            if labels == 0 {
-                first_label_ok = label_ok;
-            }
-            let valid = label_ok && label_len > 0;
-            if valid && leading_ok == labels {
-                leading_ok += 1;
-            }
+        let mut leading = 0;
+        let mut leading_broken = false;
+        let mut labels = 0_usize;
+        for at in Positions::new(bytes, b'.') {
             labels += 1;
-            label_ok = true;
-            label_len = 0;
             let rest = &fqdn[at + 1..];
+            if rest.is_empty() && !self.empty_key {
+                break;
+            }
             let Some(entry) = self.get(rest) else {
                 continue;
             };
-            if labels == 1 && first_label_ok {
+            if labels == 1
+                && (!entry.star.is_empty() || entry.globs.is_some())
+                && bytes[..at].iter().all(|&b| is_label_byte(b))
+            {
                 entry.star.iter().copied().for_each(&mut *f);
                 if let Some(globs) = &entry.globs {
                     let label = &fqdn[..at];
                     globs.for_each_match(label, |id| f(SelectorId(id)));
                 }
             }
-            if leading_ok == labels {
-                entry.subdomains.iter().copied().for_each(&mut *f);
+            if !entry.subdomains.is_empty() && !leading_broken {
+                if nonempty_label_text(&bytes[leading..=at]) {
+                    leading = at + 1;
+                    entry.subdomains.iter().copied().for_each(&mut *f);
+                } else {
+                    leading_broken = true;
+                }
             }
         }
     }
+}
+
+/// Whether `run` is one or more labels of `[-a-zA-Z0-9_]+`, each followed by its dot.
+fn nonempty_label_text(run: &[u8]) -> bool {
+    let mut after_dot = true;
+    for &b in run {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if is_label_byte(b) {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    run.last() == Some(&b'.')
 }
 
 struct Edge {
@@ -794,5 +818,53 @@ impl Trie {
                 .copied()
                 .for_each(&mut f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(p: &str) -> FqdnSelector {
+        FqdnSelector::match_pattern(p).unwrap()
+    }
+
+    /// A one-label glob has the empty key (the text after its dot), which the walk probes only
+    /// while such an entry exists.
+    #[test]
+    fn a_single_label_glob_lives_under_the_empty_key_until_removed() {
+        let mut set = SelectorSet::new();
+        let deep = set.insert(pattern("**.example.com"));
+        let glob = set.insert(pattern("a*."));
+        assert_eq!(set.matches("ab."), vec![glob]);
+        assert_eq!(set.matches("x.example.com"), vec![deep]);
+        assert!(set.matches("ba.").is_empty());
+        assert!(set.remove(glob));
+        assert!(!set.suffixes.empty_key);
+        assert!(set.matches("ab.").is_empty());
+        let glob = set.insert(pattern("a*"));
+        assert_eq!(set.matches("AB"), vec![glob]);
+    }
+
+    /// `**.` wants every label left of its key to be non-empty label text; the walk checks that
+    /// lazily, once per name, and must still fail every longer prefix after one bad label.
+    #[test]
+    fn subdomain_patterns_see_bad_labels_anywhere_to_their_left() {
+        let set: SelectorSet = ["**.b.c", "**.c", "*.c"].into_iter().map(pattern).collect();
+        let ids = |name: &str| {
+            set.matches(name)
+                .iter()
+                .map(|id| id.index())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("a.b.c"), vec![0, 1]);
+        assert_eq!(ids("x.a.b.c"), vec![0, 1]);
+        assert_eq!(ids("b.c"), vec![1, 2]);
+        assert_eq!(ids("a b.b.c"), Vec::<usize>::new());
+        assert_eq!(ids(".b.c"), Vec::<usize>::new());
+        assert_eq!(ids("a..b.c"), Vec::<usize>::new());
+        assert_eq!(ids("a$.x.b.c"), Vec::<usize>::new());
+        assert_eq!(ids("$.c"), Vec::<usize>::new());
+        assert_eq!(ids(".c"), vec![2]);
     }
 }
