@@ -23,7 +23,7 @@ use hashbrown::{HashMap, HashTable};
 use smallvec::SmallVec;
 
 use crate::name::normalize;
-use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
+use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_text};
 use crate::swar::Positions;
 
 /// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
@@ -442,7 +442,7 @@ impl SuffixTable {
             };
             if labels == 1
                 && (!entry.star.is_empty() || entry.globs.is_some())
-                && bytes[..at].iter().all(|&b| is_label_byte(b))
+                && is_label_text(&fqdn[..at])
             {
                 entry.star.iter().copied().for_each(&mut *f);
                 if let Some(globs) = &entry.globs {
@@ -451,7 +451,7 @@ impl SuffixTable {
                 }
             }
             if !entry.subdomains.is_empty() && !leading_broken {
-                if nonempty_label_text(&bytes[leading..=at]) {
+                if nonempty_label_text(&fqdn[leading..=at]) {
                     leading = at + 1;
                     entry.subdomains.iter().copied().for_each(&mut *f);
                 } else {
@@ -463,21 +463,10 @@ impl SuffixTable {
 }
 
 /// Whether `run` is one or more labels of `[-a-zA-Z0-9_]+`, each followed by its dot.
-fn nonempty_label_text(run: &[u8]) -> bool {
-    let mut after_dot = true;
-    for &b in run {
-        if b == b'.' {
-            if after_dot {
-                return false;
-            }
-            after_dot = true;
-        } else if is_label_byte(b) {
-            after_dot = false;
-        } else {
-            return false;
-        }
-    }
-    run.last() == Some(&b'.')
+fn nonempty_label_text(run: &str) -> bool {
+    run.len() > 1
+        && run.ends_with('.')
+        && crate::name::labels(run).all(|l| !l.is_empty() && is_label_text(l))
 }
 
 struct Edge {
