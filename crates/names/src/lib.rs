@@ -14,6 +14,7 @@
 //! Nothing here reads a clock or touches the OS.
 #![forbid(unsafe_code)]
 
+mod keyhash;
 pub mod name;
 pub mod selector;
 pub mod set;

@@ -22,9 +22,9 @@ use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashTable};
 use smallvec::SmallVec;
 
+use crate::keyhash::{self, key_hash};
 use crate::name::normalize;
-use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_text};
-use crate::swar::Positions;
+use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
 
 /// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
 /// which come from policy, not from the network).
@@ -301,7 +301,6 @@ impl<'a> Placement<'a> {
 #[derive(Default)]
 struct SuffixTable {
     entries: HashTable<SuffixEntry>,
-    hasher: FixedState,
     /// Whether any entry has leading or subdomain selectors (else only the whole name is probed).
     wildcards: usize,
     /// Whether the empty key has an entry (a pattern such as `a*.`): otherwise the empty suffix
@@ -325,12 +324,12 @@ struct SuffixEntry {
 }
 
 impl SuffixTable {
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash(key: &str) -> u64 {
+        key_hash(key.as_bytes())
     }
 
     fn insert(&mut self, kind: TableKind, key: &str, glob: Option<&Glob>, id: SelectorId) {
-        let hash = self.hash(key);
+        let hash = Self::hash(key);
         let entry = match self
             .entries
             .find_mut(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
@@ -370,7 +369,7 @@ impl SuffixTable {
     }
 
     fn remove(&mut self, kind: TableKind, key: &str, glob: Option<&Glob>, id: SelectorId) {
-        let hash = self.hash(key);
+        let hash = Self::hash(key);
         let Ok(mut slot) = self
             .entries
             .find_entry(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
@@ -403,70 +402,93 @@ impl SuffixTable {
         }
     }
 
+    /// The entry of `key`, whose [`key_hash`] is `hash`.
     #[inline]
-    fn get(&self, key: &str) -> Option<&SuffixEntry> {
-        let hash = self.hash(key);
+    fn get(&self, hash: u64, key: &[u8]) -> Option<&SuffixEntry> {
         self.entries
-            .find(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
+            .find(hash, |e| e.hash == hash && *e.key == *key)
     }
 
     /// Calls `f` for every selector of the table that matches the normalised name `fqdn`.
+    ///
+    /// The suffixes are probed right to left, each with the hash [`keyhash::label_before`]
+    /// builds from the one before. What a wildcard wants of the labels left of its key is checked only when an
+    /// entry holding such a selector is found.
     fn walk(&self, fqdn: &str, f: &mut impl FnMut(SelectorId)) {
         if self.entries.is_empty() {
             return;
         }
-        if let Some(entry) = self.get(fqdn) {
-            entry.exact.iter().copied().for_each(&mut *f);
-        }
+        let bytes = fqdn.as_bytes();
         if self.wildcards == 0 {
+            if let Some(entry) = self.get(key_hash(bytes), bytes) {
+                entry.exact.iter().copied().for_each(&mut *f);
+            }
             return;
         }
-        // What a wildcard wants of the labels left of its key is checked only when an entry
-        // holding such a selector is found, so a name whose suffixes hold only `matchName`s is
-        // read once for its dots and not again. `leading` is the prefix `bytes[..leading]`
-        // already known to be labels of `[-a-zA-Z0-9_]+`, each with its dot (what `**.` wants
-        // to its left); `leading_broken` says that check failed further left, which fails it for
-        // every longer prefix too.
-        let bytes = fqdn.as_bytes();
-        let mut leading = 0;
-        let mut leading_broken = false;
-        let mut labels = 0_usize;
-        for at in Positions::new(bytes, b'.') {
-            labels += 1;
-            let rest = &fqdn[at + 1..];
-            if rest.is_empty() && !self.empty_key {
-                break;
-            }
-            let Some(entry) = self.get(rest) else {
-                continue;
-            };
-            if labels == 1
-                && (!entry.star.is_empty() || entry.globs.is_some())
-                && is_label_text(&fqdn[..at])
-            {
-                entry.star.iter().copied().for_each(&mut *f);
-                if let Some(globs) = &entry.globs {
-                    let label = &fqdn[..at];
-                    globs.for_each_match(label, |id| f(SelectorId(id)));
+        if bytes.is_empty() {
+            return;
+        }
+        if self.empty_key
+            && let Some(entry) = self.get(keyhash::EMPTY, b"")
+        {
+            Self::wildcards_at(fqdn, bytes.len(), entry, f);
+        }
+        // Label by label from the right; `hash` is the hash of `bytes[at..]`.
+        let mut end = keyhash::last_label_end(bytes);
+        let mut hash = keyhash::EMPTY;
+        loop {
+            let (at, next) = keyhash::label_before(bytes, end, hash);
+            hash = next;
+            if at == 0 {
+                if let Some(entry) = self.get(hash, bytes) {
+                    entry.exact.iter().copied().for_each(&mut *f);
                 }
+                return;
             }
-            if !entry.subdomains.is_empty() && !leading_broken {
-                if nonempty_label_text(&fqdn[leading..=at]) {
-                    leading = at + 1;
-                    entry.subdomains.iter().copied().for_each(&mut *f);
-                } else {
-                    leading_broken = true;
-                }
+            if let Some(entry) = self.get(hash, &bytes[at..]) {
+                Self::wildcards_at(fqdn, at, entry, f);
             }
+            end = at - 1;
+        }
+    }
+
+    /// Calls `f` for the wildcard selectors of `entry`, the entry of the suffix of `fqdn` that
+    /// starts at `at`, after a dot, that match `fqdn`: `*.` and `glob.` when one label is left
+    /// of the key, `**.` when one or more are.
+    #[inline]
+    fn wildcards_at(fqdn: &str, at: usize, entry: &SuffixEntry, f: &mut impl FnMut(SelectorId)) {
+        let left = &fqdn[..at - 1];
+        if (!entry.star.is_empty() || entry.globs.is_some())
+            && !left.contains('.')
+            && is_label_text(left)
+        {
+            entry.star.iter().copied().for_each(&mut *f);
+            if let Some(globs) = &entry.globs {
+                globs.for_each_match(left, |id| f(SelectorId(id)));
+            }
+        }
+        if !entry.subdomains.is_empty() && nonempty_label_text(&fqdn.as_bytes()[..at]) {
+            entry.subdomains.iter().copied().for_each(&mut *f);
         }
     }
 }
 
 /// Whether `run` is one or more labels of `[-a-zA-Z0-9_]+`, each followed by its dot.
-fn nonempty_label_text(run: &str) -> bool {
-    run.len() > 1
-        && run.ends_with('.')
-        && crate::name::labels(run).all(|l| !l.is_empty() && is_label_text(l))
+fn nonempty_label_text(run: &[u8]) -> bool {
+    let mut label = 0_usize;
+    for &b in run {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else if is_label_byte(b) {
+            label += 1;
+        } else {
+            return false;
+        }
+    }
+    label == 0 && !run.is_empty()
 }
 
 struct Edge {
@@ -836,7 +858,7 @@ mod tests {
     }
 
     /// `**.` wants every label left of its key to be non-empty label text; the walk checks that
-    /// lazily, once per name, and must still fail every longer prefix after one bad label.
+    /// on each hit, right to left, and must fail every longer prefix after one bad label.
     #[test]
     fn subdomain_patterns_see_bad_labels_anywhere_to_their_left() {
         let set: SelectorSet = ["**.b.c", "**.c", "*.c"].into_iter().map(pattern).collect();

@@ -1,9 +1,10 @@
 //! Byte tests eight bytes at a time in a `u64` ("SIMD within a register"), in safe code.
 //!
 //! Matching a name reads it twice: once for upper-case letters ([`crate::normalize`]) and once
-//! for its dots (the suffix table's probes). Done a byte at a time with a branch per byte, those
-//! two loops cost more than all the hash probes of a match. Each test here turns a word of eight
-//! bytes into a mask that has the high bit of every byte that passes set, and nothing else.
+//! for its dots and labels (the suffix table's hashes, `crate::keyhash`). Done a byte at a time
+//! with a branch per byte, those two loops cost more than all the hash probes of a match. Each
+//! test here turns a word of eight bytes into a mask that has the high bit of every byte that
+//! passes set, and nothing else.
 
 /// The low seven bits of every byte.
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -60,59 +61,32 @@ pub(crate) fn word_at(bytes: &[u8], at: usize) -> u64 {
         .fold(0, |word, &b| (word << 8) | u64::from(b))
 }
 
+/// A mask of the low `n` bytes of a word (all of them from eight on).
+#[inline]
+pub(crate) fn low_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1_u64 << (8 * n)) - 1
+    }
+}
+
 /// Whether any byte of `bytes` is an ASCII upper-case letter.
 #[inline]
 pub(crate) fn any_upper(bytes: &[u8]) -> bool {
-    let mut any = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        any |= upper_bytes(word_at(bytes, at));
-        at += 8;
+    let (words, rest) = bytes.as_chunks::<8>();
+    let mut any = words
+        .iter()
+        .fold(0, |any, word| any | upper_bytes(u64::from_le_bytes(*word)));
+    if !rest.is_empty() {
+        // The last eight bytes again, overlapping the words already read (an upper-case letter
+        // is found twice at worst), or the whole text when it is shorter than a word.
+        let last = bytes
+            .last_chunk::<8>()
+            .map_or_else(|| word_at(bytes, 0), |word| u64::from_le_bytes(*word));
+        any |= upper_bytes(last);
     }
     any != 0
-}
-
-/// The positions of one byte value in a text, ascending, found a word at a time: the iterator
-/// hops from match to match, so its cost is a few instructions per word and per match rather
-/// than per byte.
-pub(crate) struct Positions<'a> {
-    bytes: &'a [u8],
-    byte: u8,
-    /// Where the word of `mask` starts.
-    base: usize,
-    /// The matches of the current word not yet returned (see [`equal_bytes`]).
-    mask: u64,
-}
-
-impl<'a> Positions<'a> {
-    /// The positions of `byte` in `bytes`.
-    #[inline]
-    pub(crate) fn new(bytes: &'a [u8], byte: u8) -> Self {
-        Self {
-            bytes,
-            byte,
-            base: 0,
-            mask: equal_bytes(word_at(bytes, 0), byte),
-        }
-    }
-}
-
-impl Iterator for Positions<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.base += 8;
-            if self.base >= self.bytes.len() {
-                return None;
-            }
-            self.mask = equal_bytes(word_at(self.bytes, self.base), self.byte);
-        }
-        let i = self.mask.trailing_zeros() as usize / 8;
-        self.mask &= self.mask - 1;
-        Some(self.base + i)
-    }
 }
 
 #[cfg(test)]
@@ -143,14 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn positions_and_upper_case_agree_with_byte_loops_at_every_length() {
+    fn words_and_upper_case_agree_with_byte_loops_at_every_length() {
         let text: Vec<u8> = b"a.bC..d\xc3\x89f.ghijklmnop.Q.rstuvwxyz.0123456789..-_.".to_vec();
         for start in 0..text.len() {
             for end in start..=text.len() {
                 let bytes = &text[start..end];
-                let dots: Vec<usize> = Positions::new(bytes, b'.').collect();
-                let expected: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == b'.').collect();
-                assert_eq!(dots, expected, "{bytes:?}");
                 assert_eq!(any_upper(bytes), bytes.iter().any(u8::is_ascii_uppercase));
                 for at in 0..=bytes.len() + 1 {
                     let mut word = [0_u8; 8];
