@@ -857,6 +857,56 @@ mod tests {
         assert_eq!(set.matches("AB"), vec![glob]);
     }
 
+    /// Long labels, upper case on either side of a hit and in a glob's label all match as the
+    /// lower-cased name does, which each selector's own matcher decides.
+    #[test]
+    fn names_in_any_case_match_as_their_lower_case() {
+        let texts = [
+            "svc-0123456789.example.com",
+            "*.example.com",
+            "*.svc-0123456789.example.com",
+            "**.example.com",
+            "api-*.example.com",
+            "*-prod.example.com",
+            "a.b.longerthaneightbytes.example.com",
+        ];
+        let selectors: Vec<FqdnSelector> = texts
+            .iter()
+            .map(|t| {
+                if t.contains('*') {
+                    pattern(t)
+                } else {
+                    FqdnSelector::match_name(t).unwrap()
+                }
+            })
+            .collect();
+        let set: SelectorSet = selectors.iter().cloned().collect();
+        assert!(set.match_all.is_empty());
+        for name in [
+            "SVC-0123456789.example.com.",
+            "svc-0123456789.EXAMPLE.com.",
+            "x.SVC-0123456789.example.com.",
+            "API-eu.example.com.",
+            "api-EU.Example.Com.",
+            "db-PROD.example.com.",
+            "A.b.LongerThanEightBytes.example.COM.",
+            "a.B.longerthaneightbytes.example.com.",
+            "Q.W.E.example.com.",
+            "x.y.EXAMPLE.COM.",
+        ] {
+            let expected: Vec<SelectorId> = selectors
+                .iter()
+                .filter(|s| s.matches(name))
+                .map(|s| set.id_of(s).unwrap())
+                .collect();
+            assert!(!expected.is_empty(), "{name}");
+            let mut expected = expected;
+            expected.sort_unstable();
+            assert_eq!(set.matches(name), expected, "{name}");
+            assert_eq!(set.matches(&name.to_ascii_lowercase()), expected, "{name}");
+        }
+    }
+
     /// `**.` wants every label left of its key to be non-empty label text; the walk checks that
     /// on each hit, right to left, and must fail every longer prefix after one bad label.
     #[test]
