@@ -23,8 +23,11 @@ use hashbrown::{HashMap, HashTable};
 use smallvec::SmallVec;
 
 use crate::keyhash::{self, key_hash};
+
+mod entry;
 use crate::name::normalize;
 use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
+use entry::{List, SuffixEntry};
 
 /// Fixed hashing seed: the structure must behave the same on every run (the keys are selectors,
 /// which come from policy, not from the network).
@@ -308,21 +311,6 @@ struct SuffixTable {
     empty_key: bool,
 }
 
-/// A table key, inline up to 32 bytes: most names fit, so confirming a probe's hit reads only
-/// the entry, not a separate allocation.
-type KeyText = SmallVec<[u8; 32]>;
-
-struct SuffixEntry {
-    hash: u64,
-    key: KeyText,
-    exact: Ids,
-    /// Selectors using this entry.
-    refs: u32,
-    star: Ids,
-    subdomains: Ids,
-    globs: Option<Box<GlobIndex>>,
-}
-
 impl SuffixTable {
     fn hash(key: &str) -> u64 {
         key_hash(key.as_bytes())
@@ -330,38 +318,23 @@ impl SuffixTable {
 
     fn insert(&mut self, kind: TableKind, key: &str, glob: Option<&Glob>, id: SelectorId) {
         let hash = Self::hash(key);
-        let entry = match self
-            .entries
-            .find_mut(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
-        {
+        let key = key.as_bytes();
+        let entry = match self.entries.find_mut(hash, |e| e.is(hash, key)) {
             Some(entry) => entry,
             None => self
                 .entries
-                .insert_unique(
-                    hash,
-                    SuffixEntry {
-                        hash,
-                        key: KeyText::from_slice(key.as_bytes()),
-                        refs: 0,
-                        exact: Ids::new(),
-                        star: Ids::new(),
-                        subdomains: Ids::new(),
-                        globs: None,
-                    },
-                    |e| e.hash,
-                )
+                .insert_unique(hash, SuffixEntry::new(key, hash), |e| key_hash(e.key()))
                 .into_mut(),
         };
         entry.refs += 1;
         self.empty_key |= key.is_empty();
         match (kind, glob) {
-            (TableKind::Exact, _) => entry.exact.push(id),
-            (TableKind::Leading, Some(glob)) if !glob.is_star() => entry
-                .globs
-                .get_or_insert_with(Box::default)
-                .add(glob.clone(), id.0),
-            (TableKind::Leading, _) => entry.star.push(id),
-            (TableKind::Subdomains, _) => entry.subdomains.push(id),
+            (TableKind::Exact, _) => entry.push(List::Exact, id),
+            (TableKind::Leading, Some(glob)) if !glob.is_star() => {
+                entry.globs_mut().add(glob.clone(), id.0);
+            }
+            (TableKind::Leading, _) => entry.push(List::Star, id),
+            (TableKind::Subdomains, _) => entry.push(List::Subdomains, id),
         }
         if kind != TableKind::Exact {
             self.wildcards += 1;
@@ -372,23 +345,19 @@ impl SuffixTable {
         let hash = Self::hash(key);
         let Ok(mut slot) = self
             .entries
-            .find_entry(hash, |e| e.hash == hash && *e.key == *key.as_bytes())
+            .find_entry(hash, |e| e.is(hash, key.as_bytes()))
         else {
             return;
         };
         let entry = slot.get_mut();
         match (kind, glob) {
-            (TableKind::Exact, _) => entry.exact.retain(|x| *x != id),
+            (TableKind::Exact, _) => entry.remove(List::Exact, id),
             (TableKind::Leading, Some(glob)) if !glob.is_star() => {
-                if let Some(globs) = &mut entry.globs {
-                    globs.remove(id.0);
-                    if globs.is_empty() {
-                        entry.globs = None;
-                    }
-                }
+                entry.globs_mut().remove(id.0);
+                entry.prune_globs();
             }
-            (TableKind::Leading, _) => entry.star.retain(|x| *x != id),
-            (TableKind::Subdomains, _) => entry.subdomains.retain(|x| *x != id),
+            (TableKind::Leading, _) => entry.remove(List::Star, id),
+            (TableKind::Subdomains, _) => entry.remove(List::Subdomains, id),
         }
         entry.refs -= 1;
         if entry.refs == 0 {
@@ -405,8 +374,7 @@ impl SuffixTable {
     /// The entry of `key`, whose [`key_hash`] is `hash`.
     #[inline]
     fn get(&self, hash: u64, key: &[u8]) -> Option<&SuffixEntry> {
-        self.entries
-            .find(hash, |e| e.hash == hash && *e.key == *key)
+        self.entries.find(hash, |e| e.is(hash, key))
     }
 
     /// Calls `f` for every selector of the table that matches the normalised name `fqdn`.
@@ -421,7 +389,7 @@ impl SuffixTable {
         let bytes = fqdn.as_bytes();
         if self.wildcards == 0 {
             if let Some(entry) = self.get(key_hash(bytes), bytes) {
-                entry.exact.iter().copied().for_each(&mut *f);
+                entry.for_each(List::Exact, f);
             }
             return;
         }
@@ -441,7 +409,7 @@ impl SuffixTable {
             hash = next;
             if at == 0 {
                 if let Some(entry) = self.get(hash, bytes) {
-                    entry.exact.iter().copied().for_each(&mut *f);
+                    entry.for_each(List::Exact, f);
                 }
                 return;
             }
@@ -458,17 +426,16 @@ impl SuffixTable {
     #[inline]
     fn wildcards_at(fqdn: &str, at: usize, entry: &SuffixEntry, f: &mut impl FnMut(SelectorId)) {
         let left = &fqdn[..at - 1];
-        if (!entry.star.is_empty() || entry.globs.is_some())
-            && !left.contains('.')
-            && is_label_text(left)
+        let globs = entry.globs();
+        if (entry.has(List::Star) || globs.is_some()) && !left.contains('.') && is_label_text(left)
         {
-            entry.star.iter().copied().for_each(&mut *f);
-            if let Some(globs) = &entry.globs {
+            entry.for_each(List::Star, f);
+            if let Some(globs) = globs {
                 globs.for_each_match(left, |id| f(SelectorId(id)));
             }
         }
-        if !entry.subdomains.is_empty() && nonempty_label_text(&fqdn.as_bytes()[..at]) {
-            entry.subdomains.iter().copied().for_each(&mut *f);
+        if entry.has(List::Subdomains) && nonempty_label_text(&fqdn.as_bytes()[..at]) {
+            entry.for_each(List::Subdomains, f);
         }
     }
 }
