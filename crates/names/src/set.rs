@@ -298,9 +298,11 @@ impl<'a> Placement<'a> {
 /// The selectors keyed by a name or a name's suffix: exact names, `*.rest`, `glob.rest` and
 /// `**.rest` with a literal rest, which is nearly every selector in real policies.
 ///
-/// Matching a name probes the table once per suffix of the name (the whole name, then after
-/// each dot). The probes do not depend on each other, so the processor overlaps their memory
-/// accesses: a large set costs about one memory latency per name, not one per label.
+/// Matching a name probes the table once per suffix of the name (after each dot, right to
+/// left, then the whole name), each suffix's hash folded from the one before
+/// (`crate::keyhash`). No probe waits on another's result, so the processor overlaps their
+/// memory accesses; an entry is one cache line (`entry`), so a large set costs about one memory
+/// latency per name, not one per label.
 #[derive(Default)]
 struct SuffixTable {
     entries: HashTable<SuffixEntry>,
