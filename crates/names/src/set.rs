@@ -22,9 +22,9 @@ use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashTable};
 use smallvec::SmallVec;
 
-use crate::keyhash::{self, key_hash};
-
 mod entry;
+
+use crate::keyhash::{self, key_hash};
 use crate::name::normalize;
 use crate::selector::{Compiled, FqdnSelector, Glob, LabelPattern, is_label_byte, is_label_text};
 use entry::{List, SuffixEntry};
@@ -382,8 +382,8 @@ impl SuffixTable {
     /// Calls `f` for every selector of the table that matches the normalised name `fqdn`.
     ///
     /// The suffixes are probed right to left, each with the hash [`keyhash::label_before`]
-    /// builds from the one before. What a wildcard wants of the labels left of its key is checked only when an
-    /// entry holding such a selector is found.
+    /// builds from the one before. What a wildcard wants of the labels left of its key is
+    /// checked only when an entry holding such a selector is found.
     fn walk(&self, fqdn: &str, f: &mut impl FnMut(SelectorId)) {
         if self.entries.is_empty() {
             return;
