@@ -1,8 +1,7 @@
 //! Longest-prefix match, with a capacity like a BPF map's `max_entries`.
 //!
-//! One hash table per prefix length ([`FlatTable`]), and the list of lengths in use, longest
-//! first: a lookup
-//! probes one table per length in use until one holds the masked address. An ipcache holds
+//! One hash table per prefix length in use ([`FlatTable`]), in a list, longest first: a
+//! lookup probes one table per length until one holds the masked address. An ipcache holds
 //! mostly host routes (/32, /128) and a handful of CIDR lengths, so a lookup is one to three
 //! hash probes whatever the number of prefixes. IPv4 and IPv6 live in separate tables, as the
 //! kernel side keeps two LPM tries (measured faster and smaller than one trie with a family
@@ -65,13 +64,21 @@ impl Address for u128 {
     }
 }
 
+/// One prefix length in use: its mask and the prefixes of that length.
+#[derive(Clone, Debug)]
+struct Level<A, V> {
+    len: u8,
+    mask: A,
+    table: FlatTable<A, V>,
+}
+
 /// A longest-prefix-match table from prefixes of `A` to `V`.
 #[derive(Clone, Debug)]
 pub struct LpmTable<A: Address, V> {
-    /// Index = prefix length.
-    tables: Vec<FlatTable<A, V>>,
-    /// The lengths with at least one prefix, longest first, each with its mask.
-    lengths: Vec<(u8, A)>,
+    /// The lengths with at least one prefix, longest first, each with its table: a lookup
+    /// walks this one array, with no index into a table per possible length (and no bounds
+    /// check on it).
+    levels: Vec<Level<A, V>>,
     len: usize,
     max_entries: usize,
 }
@@ -80,8 +87,7 @@ impl<A: Address, V> LpmTable<A, V> {
     /// An empty table that holds at most `max_entries` prefixes.
     pub fn new(max_entries: usize) -> Self {
         Self {
-            tables: (0..=A::BITS).map(|_| FlatTable::new()).collect(),
-            lengths: Vec::new(),
+            levels: Vec::new(),
             len: 0,
             max_entries,
         }
@@ -102,14 +108,25 @@ impl<A: Address, V> LpmTable<A, V> {
         self.max_entries
     }
 
+    /// Where the level of `len` is, or where it would go.
+    fn level(&self, len: u8) -> Result<usize, usize> {
+        let at = self.levels.partition_point(|l| l.len > len);
+        match self.levels.get(at) {
+            Some(l) if l.len == len => Ok(at),
+            _ => Err(at),
+        }
+    }
+
     /// Puts `addr/len -> value` (the address is masked); returns the value it replaced.
     pub fn insert(&mut self, addr: A, len: u8, value: V) -> Result<Option<V>, LpmError> {
         if len > A::BITS {
             return Err(LpmError::BadLength { len, bits: A::BITS });
         }
         let key = addr.mask(len);
-        let table = &mut self.tables[usize::from(len)];
-        if let Some(slot) = table.get_mut(key) {
+        let found = self.level(len);
+        if let Ok(at) = found
+            && let Some(slot) = self.levels[at].table.get_mut(key)
+        {
             return Ok(Some(std::mem::replace(slot, value)));
         }
         if self.len >= self.max_entries {
@@ -117,21 +134,27 @@ impl<A: Address, V> LpmTable<A, V> {
                 max_entries: self.max_entries,
             });
         }
-        if table.is_empty() {
-            let at = self.lengths.partition_point(|&(l, _)| l > len);
-            self.lengths.insert(at, (len, A::ONES.mask(len)));
-        }
-        table.insert(key, value);
+        let at = found.unwrap_or_else(|at| {
+            let level = Level {
+                len,
+                mask: A::ONES.mask(len),
+                table: FlatTable::new(),
+            };
+            self.levels.insert(at, level);
+            at
+        });
+        self.levels[at].table.insert(key, value);
         self.len += 1;
         Ok(None)
     }
 
     /// Removes `addr/len`; returns its value.
     pub fn remove(&mut self, addr: A, len: u8) -> Option<V> {
-        let table = self.tables.get_mut(usize::from(len))?;
+        let at = self.level(len).ok()?;
+        let table = &mut self.levels[at].table;
         let value = table.remove(addr.mask(len))?;
         if table.is_empty() {
-            self.lengths.retain(|&(l, _)| l != len);
+            self.levels.remove(at);
         }
         self.len -= 1;
         Some(value)
@@ -139,7 +162,8 @@ impl<A: Address, V> LpmTable<A, V> {
 
     /// The value of exactly `addr/len`.
     pub fn get(&self, addr: A, len: u8) -> Option<&V> {
-        self.tables.get(usize::from(len))?.get(addr.mask(len))
+        let at = self.level(len).ok()?;
+        self.levels[at].table.get(addr.mask(len))
     }
 
     /// The longest prefix holding `addr`: its length and value. Always inlined: it is on
@@ -147,9 +171,9 @@ impl<A: Address, V> LpmTable<A, V> {
     #[expect(clippy::inline_always, reason = "measured in the verdict bench")]
     #[inline(always)]
     pub fn lookup(&self, addr: A) -> Option<(u8, &V)> {
-        for &(len, mask) in &self.lengths {
-            if let Some(v) = self.tables[usize::from(len)].get(addr & mask) {
-                return Some((len, v));
+        for level in &self.levels {
+            if let Some(v) = level.table.get(addr & level.mask) {
+                return Some((level.len, v));
             }
         }
         None
@@ -158,9 +182,8 @@ impl<A: Address, V> LpmTable<A, V> {
     /// Every prefix with its value, by length then address.
     pub fn iter(&self) -> impl Iterator<Item = (A, u8, &V)> {
         let mut out: Vec<(A, u8, &V)> = Vec::with_capacity(self.len);
-        for (len, table) in self.tables.iter().enumerate() {
-            #[expect(clippy::cast_possible_truncation, reason = "len <= 128")]
-            out.extend(table.iter().map(|(a, v)| (*a, len as u8, v)));
+        for level in &self.levels {
+            out.extend(level.table.iter().map(|(a, v)| (*a, level.len, v)));
         }
         out.sort_by_key(|&(a, len, _)| (len, a));
         out.into_iter()
@@ -168,10 +191,7 @@ impl<A: Address, V> LpmTable<A, V> {
 
     /// Removes everything.
     pub fn clear(&mut self) {
-        for table in &mut self.tables {
-            table.clear();
-        }
-        self.lengths.clear();
+        self.levels.clear();
         self.len = 0;
     }
 }

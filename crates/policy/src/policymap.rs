@@ -68,6 +68,8 @@ struct Probe {
     port_mask: u16,
     /// The key's `port_prefix_len`.
     bits: u8,
+    /// How a key of this length matches when it is the identity's own (not identity 0).
+    specific: MatchType,
 }
 
 impl Probe {
@@ -77,6 +79,7 @@ impl Probe {
                 proto: 0,
                 port_mask: 0,
                 bits: 0,
+                specific: MatchType::L3Only,
             };
         }
         let bits = lpm_prefix_len - 8;
@@ -84,6 +87,11 @@ impl Probe {
             proto: 0xff,
             port_mask: u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0),
             bits,
+            specific: if bits > 0 {
+                MatchType::L3L4
+            } else {
+                MatchType::L3Proto
+            },
         }
     }
 
@@ -567,18 +575,33 @@ impl PolicyMap {
     /// The entry that decides an egress packet to `identity` with `proto` and destination
     /// `port`, if any (none: dropped, `POLICY_DENIED`). [`PolicyMap::lookup`] turns it into
     /// a verdict; the datapath reads it directly, so that a verdict copies nothing it does
-    /// not keep.
-    #[inline]
+    /// not keep. Always inlined: a call would return the decision through memory.
+    #[expect(clippy::inline_always, reason = "measured in the verdict bench")]
+    #[inline(always)]
     pub fn decide(&self, identity: Identity, proto: Protocol, port: u16) -> Option<Decision<'_>> {
+        if self.wildcard_keys == 0 {
+            // No identity-0 key (the common case): the identity's own longest match decides,
+            // with nothing to weigh it against, and its match type is its length's.
+            if identity == Identity::ANY {
+                return None;
+            }
+            for probe in &self.probes {
+                if let Some((key, action)) = self.entries.get(probe.key(identity, proto, port)) {
+                    return Some(Decision {
+                        key: *key,
+                        action,
+                        match_type: probe.specific,
+                    });
+                }
+            }
+            return None;
+        }
         let l3 = if identity == Identity::ANY {
             None
         } else {
             self.longest(identity, proto, port)
         };
         let (key, action, specific) = match l3 {
-            // No identity-0 key: nothing to weigh against (the common case).
-            Some((key, action)) if self.wildcard_keys == 0 => (key, action, true),
-            None if self.wildcard_keys == 0 => return None,
             // A deny on the identity's own keys wins without looking further.
             Some((key, action @ PolicyAction::Deny)) => (key, action, true),
             _ => match (l3, self.longest(Identity::ANY, proto, port)) {
