@@ -241,29 +241,16 @@ impl Key4 {
     }
 }
 
-/// A flow's key as the table holds it, built once per packet: IPv4 flows as two packed words,
-/// every other flow as its tuple. [`FlowKey::v4`] builds an IPv4 key from the addresses the
-/// caller has already matched, without looking at the address family again.
+/// The key of an IPv4 flow as the table holds it, built from addresses the caller has
+/// already matched, without looking at the address family again ([`Conntrack::live_v4`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowKey(Repr);
+pub struct FlowKey4(Key4);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Repr {
-    V4(Key4),
-    Other(Tuple),
-}
-
-impl FlowKey {
-    /// The key of the flow opened as `tuple`.
+impl FlowKey4 {
+    /// The key of the IPv4 flow `src:sport -> dst:dport` over `proto`.
     #[inline]
-    pub fn of(tuple: &Tuple) -> Self {
-        Self(Key4::of(tuple).map_or(Repr::Other(*tuple), Repr::V4))
-    }
-
-    /// The key of an IPv4 flow.
-    #[inline]
-    pub fn v4(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Self {
-        Self(Repr::V4(Key4::new(src, dst, sport, dport, proto)))
+    pub fn new(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Self {
+        Self(Key4::new(src, dst, sport, dport, proto))
     }
 }
 
@@ -318,7 +305,9 @@ impl Conntrack {
     pub fn new(max_entries: usize) -> Self {
         Self {
             v4: FlatTable::sparse(),
-            other: FlatTable::sparse(),
+            // Half full: an IPv6 flow's slot is 64 bytes, and a sparser table costs more in
+            // cache misses than its shorter walks save.
+            other: FlatTable::new(),
             max_entries,
             ingress_opened: false,
         }
@@ -408,21 +397,24 @@ impl Conntrack {
     /// up. `None`: not tracked or expired (then [`Conntrack::track`] opens it).
     #[inline]
     pub fn live(&mut self, tuple: &Tuple, now: Timestamp) -> Option<Live<'_>> {
-        self.live_key(FlowKey::of(tuple), now)
+        self.entry_mut(tuple)
+            .filter(|e| now <= e.expires)
+            .map(|entry| Live {
+                entry,
+                proto: tuple.proto,
+            })
     }
 
-    /// [`Conntrack::live`] of the flow with `key`. Always inlined: on the verdict's path,
-    /// the key's family is then known where it is built, and the match on it folds away.
-    #[expect(clippy::inline_always, reason = "measured in the verdict bench")]
-    #[inline(always)]
-    pub fn live_key(&mut self, key: FlowKey, now: Timestamp) -> Option<Live<'_>> {
-        let (entry, proto) = match key.0 {
-            Repr::V4(key) => (self.v4.get_mut(key), key.proto()),
-            Repr::Other(tuple) => (self.other.get_mut(tuple), tuple.proto),
-        };
-        entry
+    /// [`Conntrack::live`] of an IPv4 flow by its key.
+    #[inline]
+    pub fn live_v4(&mut self, key: FlowKey4, now: Timestamp) -> Option<Live<'_>> {
+        self.v4
+            .get_mut(key.0)
             .filter(|e| now <= e.expires)
-            .map(|entry| Live { entry, proto })
+            .map(|entry| Live {
+                entry,
+                proto: key.0.proto(),
+            })
     }
 
     /// Whether any flow was ever opened towards an endpoint (until then no egress packet can

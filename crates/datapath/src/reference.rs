@@ -26,7 +26,7 @@ use fqdnpath_policy::policymap::{
     DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap,
 };
 
-use crate::conntrack::{Conntrack, Direction, FlowKey, TcpFlags, Tuple};
+use crate::conntrack::{Conntrack, Direction, FlowKey4, Live, TcpFlags, Tuple};
 use crate::frame::{Parsed, parse_frame};
 use crate::lpm::{LpmError, LpmTable};
 use fqdnpath_policy::table::FlatTable;
@@ -358,6 +358,26 @@ impl Judged {
     }
 }
 
+/// How the verdict's path finds a flow's conntrack entry: by its IPv4 key on the IPv4 path,
+/// by its tuple on the general one (a trait, so that each path gets its own code).
+trait Flow {
+    fn live<'c>(&self, conntrack: &'c mut Conntrack, now: Timestamp) -> Option<Live<'c>>;
+}
+
+impl Flow for FlowKey4 {
+    #[inline]
+    fn live<'c>(&self, conntrack: &'c mut Conntrack, now: Timestamp) -> Option<Live<'c>> {
+        conntrack.live_v4(*self, now)
+    }
+}
+
+impl Flow for Tuple {
+    #[inline]
+    fn live<'c>(&self, conntrack: &'c mut Conntrack, now: Timestamp) -> Option<Live<'c>> {
+        conntrack.live(self, now)
+    }
+}
+
 /// A local endpoint, as its address's entry holds it.
 #[derive(Clone, Copy, Debug)]
 struct Local {
@@ -463,10 +483,7 @@ impl ReferenceDatapath {
             return (self.identity_of(packet.dst), Judged::reply());
         }
         let remote = lookup_identity(&self.ipcache4, &self.ipcache6, packet.dst);
-        (
-            remote,
-            self.judge_flow(packet, local, FlowKey::of(&tuple), remote, now),
-        )
+        (remote, self.judge_flow(packet, local, &tuple, remote, now))
     }
 
     /// Steps 3 and 4 of a packet that is not a reply, from the flow's key and the
@@ -477,11 +494,11 @@ impl ReferenceDatapath {
         &mut self,
         packet: &Packet,
         local: Local,
-        flow: FlowKey,
+        flow: &impl Flow,
         remote: Identity,
         now: Timestamp,
     ) -> Judged {
-        let live = self.conntrack.live_key(flow, now);
+        let live = flow.live(&mut self.conntrack, now);
         let policy = &self.policies[local.slot];
         if self.ipcache_failed || policy.failed {
             return Judged::dropped(DropReason::PolicyDenied);
@@ -673,7 +690,7 @@ impl Datapath for ReferenceDatapath {
             && let Some(&local) = self.endpoints4.get(u32::from(src))
         {
             let dst = u32::from(dst);
-            let flow = FlowKey::v4(
+            let flow = FlowKey4::new(
                 u32::from(src),
                 dst,
                 packet.sport,
@@ -684,7 +701,7 @@ impl Datapath for ReferenceDatapath {
                 .ipcache4
                 .lookup(dst)
                 .map_or(Identity::WORLD, |(_, id)| *id);
-            let judged = self.judge_flow(packet, local, flow, remote, now);
+            let judged = self.judge_flow(packet, local, &flow, remote, now);
             return FlowEvent {
                 time: now,
                 verdict: judged.verdict,
