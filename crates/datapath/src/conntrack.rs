@@ -353,7 +353,10 @@ impl Conntrack {
 
     /// Records a packet of the flow opened as `tuple` in the opening direction: creates the
     /// entry or renews it. Returns `false` if the table is full (the packet must then be
-    /// dropped: an untracked flow's replies would not pass).
+    /// dropped: an untracked flow's replies would not pass). Never inlined: a verdict's path
+    /// calls it only for a flow's first packet, and inlined it would crowd the registers of
+    /// the path every packet takes.
+    #[inline(never)]
     pub fn track(
         &mut self,
         tuple: Tuple,

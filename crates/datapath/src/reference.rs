@@ -324,16 +324,17 @@ pub struct ReferenceDatapath {
 }
 
 /// What the datapath does with a packet: the parts of its [`FlowEvent`] a verdict decides.
-struct Judged {
+struct Judged<'p> {
     verdict: Verdict,
     drop_reason: Option<DropReason>,
     is_reply: bool,
     match_type: Option<MatchType>,
     policy_key: Option<PolicyKey>,
-    dns: Option<DnsAllow>,
+    /// Borrowed from the policy map: cloned into the event only for a redirect.
+    dns: Option<&'p DnsAllow>,
 }
 
-impl Judged {
+impl Judged<'_> {
     /// A reply of a tracked flow: forwarded without a policy lookup.
     fn reply() -> Self {
         Self {
@@ -469,7 +470,7 @@ impl ReferenceDatapath {
         packet: &Packet,
         local: Local,
         now: Timestamp,
-    ) -> (Identity, Judged) {
+    ) -> (Identity, Judged<'_>) {
         let tuple = packet.tuple();
         // A reply to a flow the peer opened towards us passes.
         if self.conntrack.has_ingress_flows()
@@ -497,7 +498,7 @@ impl ReferenceDatapath {
         flow: &impl Flow,
         remote: Identity,
         now: Timestamp,
-    ) -> Judged {
+    ) -> Judged<'_> {
         let live = flow.live(&mut self.conntrack, now);
         let policy = &self.policies[local.slot];
         if self.ipcache_failed || policy.failed {
@@ -540,7 +541,7 @@ impl ReferenceDatapath {
             is_reply: false,
             match_type: Some(decision.match_type),
             policy_key: Some(decision.key),
-            dns: dns.cloned(),
+            dns,
         }
     }
 
@@ -568,7 +569,7 @@ impl ReferenceDatapath {
             is_reply: judged.is_reply,
             match_type: judged.match_type,
             policy_key: judged.policy_key,
-            dns: judged.dns,
+            dns: judged.dns.cloned(),
         }
     }
 
@@ -714,7 +715,7 @@ impl Datapath for ReferenceDatapath {
                 is_reply: false,
                 match_type: judged.match_type,
                 policy_key: judged.policy_key,
-                dns: judged.dns,
+                dns: judged.dns.cloned(),
             };
         }
         self.egress_any(packet, now)
