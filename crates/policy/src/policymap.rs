@@ -68,8 +68,6 @@ struct Probe {
     port_mask: u16,
     /// The key's `port_prefix_len`.
     bits: u8,
-    /// How a key of this length matches when it is the identity's own (not identity 0).
-    specific: MatchType,
 }
 
 impl Probe {
@@ -79,7 +77,6 @@ impl Probe {
                 proto: 0,
                 port_mask: 0,
                 bits: 0,
-                specific: MatchType::L3Only,
             };
         }
         let bits = lpm_prefix_len - 8;
@@ -87,11 +84,6 @@ impl Probe {
             proto: 0xff,
             port_mask: u16::MAX.checked_shl(16 - u32::from(bits)).unwrap_or(0),
             bits,
-            specific: if bits > 0 {
-                MatchType::L3L4
-            } else {
-                MatchType::L3Proto
-            },
         }
     }
 
@@ -124,6 +116,19 @@ impl PolicyKey {
             0
         } else {
             8 + self.port_prefix_len.min(16)
+        }
+    }
+
+    /// How this key matches when it is the remote identity's own (not identity 0): Hubble's
+    /// `L3_ONLY`, `L3_PROTO` or `L3_L4`.
+    #[inline]
+    pub fn own_match_type(&self) -> MatchType {
+        if self.proto == 0 {
+            MatchType::L3Only
+        } else if self.port_prefix_len == 0 {
+            MatchType::L3Proto
+        } else {
+            MatchType::L3L4
         }
     }
 
@@ -590,7 +595,9 @@ impl PolicyMap {
                     return Some(Decision {
                         key: *key,
                         action,
-                        match_type: probe.specific,
+                        // From the key found, not the probe: for a packet of protocol 0,
+                        // the any-port probe's key is the L3-only key.
+                        match_type: key.own_match_type(),
                     });
                 }
             }

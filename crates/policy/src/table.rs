@@ -2,7 +2,8 @@
 //! fqdnpath-datapath the ipcache's per-length tables, the local endpoints' and conntrack's.
 //!
 //! Open addressing with linear probing over one array of `(key, value)` slots, at most half
-//! full, with backward-shift deletion (no tombstones). A lookup hashes the key with one
+//! full (a quarter, for a [`FlatTable::sparse`] one), with backward-shift deletion (no
+//! tombstones). A table is never without slots, so a lookup does not test for that. A lookup hashes the key with one
 //! multiply and reads the slot it lands on: with the table at most half full, that slot
 //! holds the key or is empty about three times in four, so a lookup touches one cache line
 //! and runs a dozen instructions. A general-purpose table (hashbrown's groups of control
