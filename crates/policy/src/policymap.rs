@@ -59,6 +59,15 @@ impl PolicyKey {
     }
 }
 
+/// One entry of a policy map's table: its key, its action, and the key's own match type
+/// ([`PolicyKey::own_match_type`], read on every verdict: computed when stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    key: PolicyKey,
+    action: PolicyAction,
+    own_match_type: MatchType,
+}
+
 /// How a lookup builds the packed key of one protocol+port prefix length in use.
 #[derive(Clone, Copy, Debug)]
 struct Probe {
@@ -419,7 +428,7 @@ pub enum PolicyVerdict {
 #[derive(Clone, Debug, Default)]
 pub struct PolicyMap {
     /// Keyed by [`PolicyKey::packed`].
-    entries: FlatTable<u64, (PolicyKey, PolicyAction)>,
+    entries: FlatTable<u64, Entry>,
     /// How many keys have each `lpm_prefix_len`.
     length_counts: BTreeMap<u8, usize>,
     /// How to probe each length in use, longest first.
@@ -522,7 +531,7 @@ impl PolicyMap {
 
     /// The action at `key`.
     pub fn get(&self, key: &PolicyKey) -> Option<&PolicyAction> {
-        self.entries.get(key.packed()).map(|(_, a)| a)
+        self.entries.get(key.packed()).map(|e| &e.action)
     }
 
     /// Every entry, in key order.
@@ -534,19 +543,27 @@ impl PolicyMap {
 
     /// Every entry, in no order.
     fn all(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyAction)> {
-        self.entries.iter().map(|(_, (k, a))| (k, a))
+        self.entries.iter().map(|(_, e)| (&e.key, &e.action))
     }
 
     /// Sets `key` to `action` in the table; returns the action it replaced.
     fn put(&mut self, key: PolicyKey, action: PolicyAction) -> Option<PolicyAction> {
+        let own_match_type = key.own_match_type();
         self.entries
-            .insert(key.packed(), (key, action))
-            .map(|(_, a)| a)
+            .insert(
+                key.packed(),
+                Entry {
+                    key,
+                    action,
+                    own_match_type,
+                },
+            )
+            .map(|e| e.action)
     }
 
     /// Removes `key` from the table; returns its action.
     fn take(&mut self, key: PolicyKey) -> Option<PolicyAction> {
-        self.entries.remove(key.packed()).map(|(_, a)| a)
+        self.entries.remove(key.packed()).map(|e| e.action)
     }
 
     /// How many entries.
@@ -570,8 +587,8 @@ impl PolicyMap {
         port: u16,
     ) -> Option<(PolicyKey, &PolicyAction)> {
         for probe in &self.probes {
-            if let Some((key, action)) = self.entries.get(probe.key(identity, proto, port)) {
-                return Some((*key, action));
+            if let Some(e) = self.entries.get(probe.key(identity, proto, port)) {
+                return Some((e.key, &e.action));
             }
         }
         None
@@ -591,13 +608,13 @@ impl PolicyMap {
                 return None;
             }
             for probe in &self.probes {
-                if let Some((key, action)) = self.entries.get(probe.key(identity, proto, port)) {
+                if let Some(e) = self.entries.get(probe.key(identity, proto, port)) {
                     return Some(Decision {
-                        key: *key,
-                        action,
-                        // From the key found, not the probe: for a packet of protocol 0,
-                        // the any-port probe's key is the L3-only key.
-                        match_type: key.own_match_type(),
+                        key: e.key,
+                        action: &e.action,
+                        // The key's, not the probe's: for a packet of protocol 0, the
+                        // any-port probe's key is the L3-only key.
+                        match_type: e.own_match_type,
                     });
                 }
             }
