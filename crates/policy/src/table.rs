@@ -3,8 +3,8 @@
 //!
 //! Open addressing with linear probing over one array of `(key, value)` slots, at most half
 //! full (a quarter, for a [`FlatTable::sparse`] one), with backward-shift deletion (no
-//! tombstones). A table is never without slots, so a lookup does not test for that. A lookup hashes the key with one
-//! multiply and reads the slot it lands on: with the table at most half full, that slot
+//! tombstones). A table is never without slots, so a lookup does not test for that. A lookup
+//! hashes the key with one multiply and reads the slot it lands on: with the table at most half full, that slot
 //! holds the key or is empty about three times in four, so a lookup touches one cache line
 //! and runs a dozen instructions. A general-purpose table (hashbrown's groups of control
 //! bytes) touches two lines, the control bytes and the slot, and runs about forty: at 100k
@@ -68,8 +68,8 @@ impl FlatKey for u128 {
 /// A hash table of [`FlatKey`]s, see the module's docs.
 #[derive(Clone, Debug)]
 pub struct FlatTable<K, V> {
-    /// A power of two long, never empty (so that a lookup need not check), at most half
-    /// full.
+    /// A power of two long, never empty (so that a lookup need not check), at most half full
+    /// (a quarter, when sparse).
     slots: Vec<Option<(K, V)>>,
     len: usize,
     /// `64 - log2(slots.len())`: a hash shifted right by it is a slot index.
@@ -214,10 +214,10 @@ impl<K: FlatKey, V> FlatTable<K, V> {
         }
     }
 
-    /// Doubles the slots (or makes the first ones) and puts every entry back.
+    /// Doubles the slots and puts every entry back.
     #[cold]
     fn grow(&mut self) {
-        let slots = (self.slots.len() * 2).max(Self::MIN_SLOTS);
+        let slots = self.slots.len() * 2;
         let old = std::mem::take(&mut self.slots);
         self.slots.resize_with(slots, || None);
         self.shift = 64 - slots.trailing_zeros();
