@@ -186,9 +186,60 @@ impl NameEntries {
     }
 }
 
-/// The reverse map: IP -> the names holding it, sorted. Nearly every IP has one name, kept
-/// inline: a `Vec` would allocate 4 slots (80 bytes with the allocator's header) per IP.
-type Reverse = HashMap<IpAddr, SmallVec<[Fqdn; 1]>, FixedState>;
+/// The names holding one IP, sorted. Nearly every IP has one name, kept inline: a `Vec` would
+/// allocate 4 slots (80 bytes with the allocator's header) per IP.
+type Names = SmallVec<[Fqdn; 1]>;
+
+/// The reverse map: IP -> the names holding it. IPv4 and IPv6 addresses are kept in two
+/// tables keyed by the address's integer, as the datapath's ipcache keeps them: an `IpAddr`
+/// key is 17 bytes, so a bucket of one table for both would be 48 bytes where an IPv4
+/// bucket is 32. At 1M addresses (2M buckets) that is 32 MB less, and 48 MB less at the peak
+/// while the table doubles.
+#[derive(Clone, Debug, Default)]
+struct Reverse {
+    v4: HashMap<u32, Names, FixedState>,
+    v6: HashMap<u128, Names, FixedState>,
+}
+
+impl Reverse {
+    fn get(&self, ip: IpAddr) -> Option<&Names> {
+        match ip {
+            IpAddr::V4(a) => self.v4.get(&u32::from(a)),
+            IpAddr::V6(a) => self.v6.get(&u128::from(a)),
+        }
+    }
+
+    fn get_mut(&mut self, ip: IpAddr) -> Option<&mut Names> {
+        match ip {
+            IpAddr::V4(a) => self.v4.get_mut(&u32::from(a)),
+            IpAddr::V6(a) => self.v6.get_mut(&u128::from(a)),
+        }
+    }
+
+    /// The names of `ip`, an empty list put in first if it has none.
+    fn names_mut(&mut self, ip: IpAddr) -> &mut Names {
+        match ip {
+            IpAddr::V4(a) => self.v4.entry(u32::from(a)).or_default(),
+            IpAddr::V6(a) => self.v6.entry(u128::from(a)).or_default(),
+        }
+    }
+
+    /// Takes `name` off the names of `ip`, and `ip` out of the map once no name holds it.
+    fn remove_name(&mut self, ip: IpAddr, name: &Fqdn) {
+        let Some(names) = self.get_mut(ip) else {
+            return;
+        };
+        if let Ok(at) = names.binary_search(name) {
+            names.remove(at);
+        }
+        if names.is_empty() {
+            match ip {
+                IpAddr::V4(a) => self.v4.remove(&u32::from(a)),
+                IpAddr::V6(a) => self.v6.remove(&u128::from(a)),
+            };
+        }
+    }
+}
 
 /// Puts one pair of `name` (whose IPs are `entries`), keeping the superseding entry; a new
 /// pair also goes into the reverse map and the pair count.
@@ -212,7 +263,7 @@ fn upsert_pair(
         }
         Err(at) => {
             entries.ips.insert(at, (ip, entry));
-            let names = reverse.entry(ip).or_default();
+            let names = reverse.names_mut(ip);
             if let Err(at) = names.binary_search(name) {
                 names.insert(at, name.clone());
             }
@@ -253,7 +304,7 @@ impl DnsCache {
         Self {
             config,
             forward: HashMap::with_hasher(FixedState::default()),
-            reverse: HashMap::with_hasher(FixedState::default()),
+            reverse: Reverse::default(),
             pairs: 0,
         }
     }
@@ -421,7 +472,7 @@ impl DnsCache {
 
     /// Every name holding `ip`, valid or expired (until GC), in name order.
     pub fn names_of(&self, ip: IpAddr) -> &[Fqdn] {
-        self.reverse.get(&ip).map_or(&[], SmallVec::as_slice)
+        self.reverse.get(ip).map_or(&[], SmallVec::as_slice)
     }
 
     /// The IPs of `name` (normalised: lower-case, trailing dot) valid at `now`, in IP order.
@@ -433,7 +484,7 @@ impl DnsCache {
 
     /// The names that hold `ip` with an entry valid at `now`, in name order.
     pub fn lookup_ip(&self, ip: IpAddr, now: Timestamp) -> Vec<Fqdn> {
-        let Some(names) = self.reverse.get(&ip) else {
+        let Some(names) = self.reverse.get(ip) else {
             return Vec::new();
         };
         names
@@ -474,12 +525,7 @@ impl DnsCache {
         if entries.ips.is_empty() {
             self.forward.remove(name.as_str());
         }
-        if let Some(names) = self.reverse.get_mut(&ip) {
-            names.retain(|n| n != name);
-            if names.is_empty() {
-                self.reverse.remove(&ip);
-            }
-        }
+        self.reverse.remove_name(ip, name);
         self.pairs -= 1;
         Some(entry)
     }
@@ -528,14 +574,7 @@ impl DnsCache {
         let mut removed = Vec::with_capacity(groups.iter().map(|g| g.1.len()).sum());
         for (name, gone) in groups {
             for (ip, entry, why) in gone {
-                if let Some(names) = self.reverse.get_mut(&ip) {
-                    if let Ok(at) = names.binary_search(&name) {
-                        names.remove(at);
-                    }
-                    if names.is_empty() {
-                        self.reverse.remove(&ip);
-                    }
-                }
+                self.reverse.remove_name(ip, &name);
                 self.pairs -= 1;
                 removed.push(Removed {
                     name: name.clone(),

@@ -2,7 +2,7 @@
 //! (c) concurrent ingestion ends where sequential ingestion does.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +14,15 @@ use proptest::prelude::*;
 
 const NAMES: &[&str] = &["a.com.", "b.com.", "c.org.", "x.y.z."];
 
+/// Eight addresses of both families: four IPv4, two IPv6, and the IPv4-mapped forms of the
+/// first two IPv4 ones, which are other addresses (`IpAddr` keeps them apart, and so must the
+/// cache's per-family reverse tables).
 fn ip(i: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))
+    match i {
+        0..4 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)),
+        4..6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i))),
+        _ => IpAddr::V6(Ipv4Addr::new(192, 0, 2, i - 6).to_ipv6_mapped()),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -263,8 +270,8 @@ fn seed_responses() -> Vec<Vec<u8>> {
     vec![
         ResponseBuilder::new(1, "www.github.com", RecordType::A)
             .cname("www.github.com", "github.com", 300)
+            .address("github.com", ip(2), 60)
             .address("github.com", ip(3), 60)
-            .address("github.com", ip(4), 60)
             .edns(1232)
             .to_wire()
             .unwrap(),
