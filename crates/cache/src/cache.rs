@@ -5,12 +5,14 @@
 //! removes them (Cilium's DNS GC runs every 60 s), and so does the per-name IP cap
 //! (`tofqdns-endpoint-max-ip-per-hostname`): it is enforced at GC, not on insert.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use foldhash::fast::FixedState;
 use fqdnpath_names::Fqdn;
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry as MapEntry;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -209,13 +211,6 @@ impl Reverse {
         }
     }
 
-    fn get_mut(&mut self, ip: IpAddr) -> Option<&mut Names> {
-        match ip {
-            IpAddr::V4(a) => self.v4.get_mut(&u32::from(a)),
-            IpAddr::V6(a) => self.v6.get_mut(&u128::from(a)),
-        }
-    }
-
     /// The names of `ip`, an empty list put in first if it has none.
     fn names_mut(&mut self, ip: IpAddr) -> &mut Names {
         match ip {
@@ -226,18 +221,25 @@ impl Reverse {
 
     /// Takes `name` off the names of `ip`, and `ip` out of the map once no name holds it.
     fn remove_name(&mut self, ip: IpAddr, name: &Fqdn) {
-        let Some(names) = self.get_mut(ip) else {
-            return;
-        };
-        if let Ok(at) = names.binary_search(name) {
-            names.remove(at);
+        match ip {
+            IpAddr::V4(a) => remove_name_at(&mut self.v4, u32::from(a), name),
+            IpAddr::V6(a) => remove_name_at(&mut self.v6, u128::from(a), name),
         }
-        if names.is_empty() {
-            match ip {
-                IpAddr::V4(a) => self.v4.remove(&u32::from(a)),
-                IpAddr::V6(a) => self.v6.remove(&u128::from(a)),
-            };
-        }
+    }
+}
+
+/// [`Reverse::remove_name`] in one family's table: one probe finds the list, and the same
+/// entry removes the key when the list empties.
+fn remove_name_at<K: Hash + Eq>(table: &mut HashMap<K, Names, FixedState>, key: K, name: &Fqdn) {
+    let MapEntry::Occupied(mut slot) = table.entry(key) else {
+        return;
+    };
+    let names = slot.get_mut();
+    if let Ok(at) = names.binary_search(name) {
+        names.remove(at);
+    }
+    if names.is_empty() {
+        slot.remove();
     }
 }
 
