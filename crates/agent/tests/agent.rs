@@ -33,7 +33,7 @@ fn ip(s: &str) -> IpAddr {
 fn agent(config: AgentConfig) -> Agent {
     let policies: Vec<_> = load_str("p.yaml", POLICY).unwrap().network_policies();
     let endpoints = vec![Endpoint {
-        id: 1,
+        id: EndpointId(1),
         namespace: "default".into(),
         name: "client".into(),
         labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),

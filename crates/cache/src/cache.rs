@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::fastpath::ObservationBuf;
-use crate::time::Timestamp;
+use fqdnpath_names::Timestamp;
 
 /// Cilium's default `tofqdns-endpoint-max-ip-per-hostname`.
 pub const DEFAULT_MAX_IPS_PER_HOSTNAME: usize = 1000;

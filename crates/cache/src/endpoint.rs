@@ -12,31 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use fqdnpath_names::Fqdn;
-use serde::{Deserialize, Serialize};
+use fqdnpath_names::{EndpointId, Fqdn, Timestamp};
 
 use crate::cache::{CacheConfig, DnsCache, GcOutcome, UpdateOutcome};
 use crate::fastpath::ObservationBuf;
 use crate::observe::Observation;
-use crate::time::Timestamp;
 use crate::zombie::{DnsZombieMappings, ZombieConfig, ZombieGc};
 
 /// Cilium's DNS GC interval (`DNSGCJobInterval`), fixed at one minute.
 #[doc(alias = "DNSGCJobInterval")]
 pub const DNS_GC_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A Cilium endpoint ID: one per pod on a node.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-#[serde(transparent)]
-pub struct EndpointId(pub u16);
-
-impl std::fmt::Display for EndpointId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Every FQDN setting of the agent, with Cilium's flag names and defaults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

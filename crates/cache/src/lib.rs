@@ -11,7 +11,6 @@
 //!   them, and the connection-tracking GC's input.
 //! - [`snapshot`]: a stable, versioned serialisation that restores state exactly.
 //! - [`shared`]: [`SharedDnsCache`], a sharded cache many threads ingest into at once.
-//! - [`time`]: [`Timestamp`]: time is an input here, never read from a clock.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -20,21 +19,20 @@ pub mod fastpath;
 pub mod observe;
 pub mod shared;
 pub mod snapshot;
-pub mod time;
 pub mod wire;
 pub mod zombie;
 
 pub use cache::{CacheConfig, DnsCache, Entry, GcOutcome, Removal, Removed, UpdateOutcome};
-pub use endpoint::{DNS_GC_INTERVAL, EndpointCaches, EndpointDns, EndpointId, FqdnConfig};
+pub use endpoint::{DNS_GC_INTERVAL, EndpointCaches, EndpointDns, FqdnConfig};
 pub use fastpath::{FastPath, ObservationBuf, observe_fast};
 pub use observe::{Observation, ObserveError, observe, observe_hickory, observe_into};
 pub use shared::SharedDnsCache;
 pub use snapshot::{Snapshot, SnapshotError};
-pub use time::Timestamp;
 pub use zombie::{DnsZombieMappings, Zombie, ZombieConfig, ZombieGc};
 
 /// hickory-proto, whose types ([`hickory_proto::op::ResponseCode`],
 /// [`hickory_proto::rr::RecordType`]) appear in [`Observation`].
 pub use hickory_proto;
 
-pub use fqdnpath_names::Fqdn;
+/// The base types, from `fqdnpath-names`, re-exported because the cache's API speaks them.
+pub use fqdnpath_names::{EndpointId, Fqdn, Timestamp};

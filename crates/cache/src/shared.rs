@@ -21,7 +21,7 @@ use foldhash::fast::FixedState;
 use fqdnpath_names::Fqdn;
 
 use crate::cache::{CacheConfig, DnsCache, GcOutcome, UpdateOutcome};
-use crate::time::Timestamp;
+use fqdnpath_names::Timestamp;
 
 /// A [`DnsCache`] split into shards by name, safe to update from many threads.
 #[derive(Debug)]

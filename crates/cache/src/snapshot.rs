@@ -14,9 +14,11 @@ use fqdnpath_names::Fqdn;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheRecord, Entry};
-use crate::endpoint::{EndpointCaches, EndpointDns, EndpointId, FqdnConfig};
-use crate::time::Timestamp;
+use fqdnpath_names::EndpointId;
+
+use crate::endpoint::{EndpointCaches, EndpointDns, FqdnConfig};
 use crate::zombie::Zombie;
+use fqdnpath_names::Timestamp;
 
 /// Why a snapshot could not be read or restored.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use std::time::Duration;
 use fqdnpath_names::Fqdn;
 use serde::{Deserialize, Serialize};
 
-use crate::time::Timestamp;
+use fqdnpath_names::Timestamp;
 
 /// Cilium's default `tofqdns-max-deferred-connection-deletes`.
 pub const DEFAULT_MAX_DEFERRED_CONNECTION_DELETES: usize = 10_000;

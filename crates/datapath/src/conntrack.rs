@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use fqdnpath_cache::Timestamp;
+use fqdnpath_names::{EndpointId, Timestamp};
 use fqdnpath_policy::identity::Identity;
 
 use fqdnpath_policy::table::{self, FlatKey, FlatTable};
@@ -102,7 +102,7 @@ pub struct CtEntry {
     /// The remote identity when it was opened.
     pub remote_identity: Identity,
     /// The endpoint on our side.
-    pub endpoint: u16,
+    pub endpoint: EndpointId,
     /// `INGRESS`, `CLOSING` and `ESTABLISHED` bits.
     state: u8,
 }
@@ -360,7 +360,7 @@ impl Conntrack {
     pub fn track(
         &mut self,
         tuple: Tuple,
-        endpoint: u16,
+        endpoint: EndpointId,
         direction: Direction,
         remote_identity: Identity,
         flags: TcpFlags,
@@ -461,10 +461,10 @@ impl Conntrack {
 
     /// The GC at `now`: removes expired flows and returns, for the DNS cache's zombies, the
     /// (endpoint, destination) of every live flow the endpoint opened, sorted.
-    pub fn gc(&mut self, now: Timestamp) -> Vec<(u16, IpAddr)> {
+    pub fn gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)> {
         self.v4.retain(|_, e| now <= e.expires);
         self.other.retain(|_, e| now <= e.expires);
-        let mut alive: Vec<(u16, IpAddr)> = self
+        let mut alive: Vec<(EndpointId, IpAddr)> = self
             .iter()
             .filter(|(_, e)| e.direction() == Direction::Egress)
             .map(|(t, e)| (e.endpoint, t.dst))

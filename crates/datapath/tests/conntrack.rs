@@ -3,12 +3,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use fqdnpath_cache::Timestamp;
 use fqdnpath_datapath::conntrack::{
     ANY_LIFETIME, Conntrack, Direction, TCP_CLOSE_LIFETIME, TCP_ESTABLISHED_LIFETIME,
     TCP_SYN_LIFETIME, TcpFlags, Tuple,
 };
 use fqdnpath_datapath::{PROTO_TCP, PROTO_UDP};
+use fqdnpath_names::{EndpointId, Timestamp};
 use fqdnpath_policy::identity::Identity;
 
 fn flow(proto: u8, v6: bool) -> Tuple {
@@ -63,13 +63,34 @@ fn every_state_renews_to_its_own_lifetime() {
         // TCP: opening, then established by a reply, then closing on a FIN.
         let mut ct = Conntrack::new(16);
         let tcp = flow(PROTO_TCP, v6);
-        assert!(ct.track(tcp, 1, Direction::Egress, Identity(9), NONE, at(0)));
+        assert!(ct.track(
+            tcp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            NONE,
+            at(0)
+        ));
         assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_SYN_LIFETIME);
         assert!(ct.reply(&tcp, NONE, at(1)));
         assert_eq!(lifetime(&ct, &tcp, at(1)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(tcp, 1, Direction::Egress, Identity(9), NONE, at(2)));
+        assert!(ct.track(
+            tcp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            NONE,
+            at(2)
+        ));
         assert_eq!(lifetime(&ct, &tcp, at(2)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(tcp, 1, Direction::Egress, Identity(9), FIN, at(3)));
+        assert!(ct.track(
+            tcp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            FIN,
+            at(3)
+        ));
         assert_eq!(lifetime(&ct, &tcp, at(3)), TCP_CLOSE_LIFETIME);
         // Closing stays closing, whatever the next packet.
         assert!(ct.reply(&tcp, NONE, at(4)));
@@ -77,17 +98,38 @@ fn every_state_renews_to_its_own_lifetime() {
 
         // A reset before the handshake completes: closing too.
         let mut ct = Conntrack::new(16);
-        assert!(ct.track(tcp, 1, Direction::Egress, Identity(9), RST, at(0)));
+        assert!(ct.track(
+            tcp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            RST,
+            at(0)
+        ));
         assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_CLOSE_LIFETIME);
 
         // Anything else lives the same whatever its state and flags.
         let mut ct = Conntrack::new(16);
         let udp = flow(PROTO_UDP, v6);
-        assert!(ct.track(udp, 1, Direction::Egress, Identity(9), NONE, at(0)));
+        assert!(ct.track(
+            udp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            NONE,
+            at(0)
+        ));
         assert_eq!(lifetime(&ct, &udp, at(0)), ANY_LIFETIME);
         assert!(ct.reply(&udp, NONE, at(1)));
         assert_eq!(lifetime(&ct, &udp, at(1)), ANY_LIFETIME);
-        assert!(ct.track(udp, 1, Direction::Egress, Identity(9), FIN, at(2)));
+        assert!(ct.track(
+            udp,
+            EndpointId(1),
+            Direction::Egress,
+            Identity(9),
+            FIN,
+            at(2)
+        ));
         assert_eq!(lifetime(&ct, &udp, at(2)), ANY_LIFETIME);
     }
 }

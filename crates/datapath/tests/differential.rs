@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
-use fqdnpath_cache::{Fqdn, Timestamp};
 use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::{Datapath, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_names::FqdnSelector;
-use fqdnpath_policy::compile::{Compiler, Endpoint};
+use fqdnpath_names::{Fqdn, Timestamp};
+use fqdnpath_policy::compile::{Compiler, Endpoint, EndpointId};
 use fqdnpath_policy::load_str;
 use fqdnpath_policy::policymap::{DropReason, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 use proptest::prelude::*;
@@ -485,7 +485,7 @@ proptest! {
         let loaded = load_str("gen.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         let manifests = loaded.network_policies();
         let endpoints: Vec<Endpoint> = pods.iter().enumerate().map(|(i, (app, ns))| Endpoint {
-            id: u16::try_from(i + 1).unwrap(),
+            id: EndpointId(u16::try_from(i + 1).unwrap()),
             namespace: NAMESPACES[*ns].into(),
             name: format!("pod-{i}"),
             labels: BTreeMap::from([("app".to_owned(), APPS[*app].to_owned())]),

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use fqdnpath_cache::{Fqdn, Timestamp};
 use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::{
     Datapath, DatapathError, MapSizes, PROTO_TCP, PROTO_UDP, Packet, ReferenceDatapath, Verdict,
 };
+use fqdnpath_names::{EndpointId, Fqdn, Timestamp};
 use fqdnpath_policy::compile::{Compiler, Delta, Endpoint};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::load_str;
@@ -39,14 +39,14 @@ fn setup(sizes: MapSizes) -> (Compiler, ReferenceDatapath) {
     let labels = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
     let endpoints = vec![
         Endpoint {
-            id: 1,
+            id: EndpointId(1),
             namespace: "default".into(),
             name: "dns-client".into(),
             labels: labels("app", "dns-client"),
             ips: vec![ip("10.0.1.10")],
         },
         Endpoint {
-            id: 2,
+            id: EndpointId(2),
             namespace: "kube-system".into(),
             name: "coredns".into(),
             labels: labels("k8s-app", "kube-dns"),
@@ -187,9 +187,15 @@ fn conntrack_gc_reports_live_destinations_and_expires_flows() {
     .unwrap();
     dp.egress(&tcp("10.0.1.10", "140.82.112.3", 41000, 443), t(0));
     dp.ingress(&tcp("140.82.112.3", "10.0.1.10", 443, 41000), t(0));
-    assert_eq!(dp.conntrack_gc(t(60)), [(1, ip("140.82.112.3"))]);
+    assert_eq!(
+        dp.conntrack_gc(t(60)),
+        [(EndpointId(1), ip("140.82.112.3"))]
+    );
     // Established TCP lives 6 h without packets; then it is gone.
-    assert_eq!(dp.conntrack_gc(t(21_600)), [(1, ip("140.82.112.3"))]);
+    assert_eq!(
+        dp.conntrack_gc(t(21_600)),
+        [(EndpointId(1), ip("140.82.112.3"))]
+    );
     assert!(
         dp.conntrack_gc(t(21_600) + Duration::from_secs(1))
             .is_empty()
@@ -222,12 +228,15 @@ fn a_full_map_is_an_error_and_fails_closed() {
         )
         .unwrap();
     let err = dp.apply(&deltas).unwrap_err();
-    assert_eq!(
-        err,
-        DatapathError::MapFull {
-            map: "ipcache4",
-            max_entries: 2
-        }
+    assert!(
+        matches!(
+            err,
+            DatapathError::MapFull {
+                map: "ipcache4",
+                max_entries: 2
+            }
+        ),
+        "{err:?}"
     );
     assert_eq!(dp.capacity().ipcache4.used, 2);
     // Fail closed: even DNS to kube-dns, which the policy allows, is dropped now.
@@ -242,7 +251,7 @@ fn a_full_map_is_an_error_and_fails_closed() {
         ..MapSizes::default()
     });
     let extra = Delta::PolicyUpsert {
-        endpoint: 1,
+        endpoint: EndpointId(1),
         key: fqdnpath_policy::policymap::PolicyKey::l3(Identity(999)),
         action: fqdnpath_policy::policymap::PolicyAction::Allow,
     };

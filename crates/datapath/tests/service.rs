@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use fqdnpath_datapath::service::{LocalRedirect, Pod, Service, ServicePort, ServiceTable, Via};
 use fqdnpath_datapath::{PROTO_TCP, PROTO_UDP};
-use fqdnpath_policy::compile::{Compiler, Endpoint};
+use fqdnpath_policy::compile::{Compiler, Endpoint, EndpointId};
 use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::policymap::{DropReason, PolicyVerdict};
 use fqdnpath_policy::{Manifest, load_file};
@@ -123,7 +123,7 @@ fn compiler(policy: &str) -> Compiler {
     let endpoints: Vec<Endpoint> = PODS
         .iter()
         .map(|(ns, name, l, addr, _, id)| Endpoint {
-            id: *id,
+            id: EndpointId(*id),
             namespace: (*ns).into(),
             name: (*name).into(),
             labels: pod_labels(l),
@@ -140,7 +140,7 @@ fn dns_verdict(services: &ServiceTable, policy: &str, proto: u8) -> (IpAddr, Pol
         .unwrap();
     let c = compiler(policy);
     let verdict = c
-        .policy_map(1)
+        .policy_map(EndpointId(1))
         .unwrap()
         .lookup(c.identity_of(t.ip), proto, t.port);
     (t.ip, verdict)

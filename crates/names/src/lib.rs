@@ -10,18 +10,24 @@
 //! - [`set`]: a [`SelectorSet`] that returns every selector matching a name in one pass over the
 //!   name, in time that does not grow with the number of selectors (Cilium runs one regular
 //!   expression per selector).
+//! - [`time`] and [`endpoint`]: the two base types every crate above shares: [`Timestamp`]
+//!   (time is an input, never read from a clock) and [`EndpointId`].
 //!
 //! Nothing here reads a clock or touches the OS.
 #![forbid(unsafe_code)]
 
+pub mod endpoint;
 mod keyhash;
 pub mod name;
 pub mod selector;
 pub mod set;
 mod swar;
+pub mod time;
 
+pub use endpoint::EndpointId;
 pub use name::{Fqdn, normalize};
 pub use selector::{
     FqdnSelector, MAX_SELECTOR_LEN, Pattern, SelectorError, SelectorField, Validation,
 };
 pub use set::{SelectorId, SelectorSet};
+pub use time::Timestamp;

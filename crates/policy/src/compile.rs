@@ -39,8 +39,7 @@ use crate::policymap::{
     PolicyAction, PolicyKey, PolicyMap, Protocol, port_range_prefixes,
 };
 
-/// A Cilium endpoint ID.
-pub type EndpointId = u16;
+pub use fqdnpath_names::EndpointId;
 
 /// An IP prefix: address (masked) and length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use fqdnpath_names::Fqdn;
-use fqdnpath_policy::compile::{Compiler, Delta, Endpoint, Prefix};
+use fqdnpath_policy::compile::{Compiler, Delta, Endpoint, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::manifest::NetworkPolicy;
 use fqdnpath_policy::policymap::{
@@ -19,7 +19,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn endpoint(id: u16, ns: &str, name: &str, labels: &[(&str, &str)], addr: &str) -> Endpoint {
     Endpoint {
-        id,
+        id: EndpointId(id),
         namespace: ns.into(),
         name: name.into(),
         labels: labels
@@ -90,7 +90,7 @@ fn inline(yaml: &str) -> Vec<NetworkPolicy> {
 
 /// Judges a packet from endpoint `from` to `to`.
 fn judge(c: &Compiler, from: u16, to: &str, proto: u8, port: u16) -> PolicyVerdict {
-    c.policy_map(from)
+    c.policy_map(EndpointId(from))
         .unwrap()
         .lookup(c.identity_of(ip(to)), proto, port)
 }
@@ -151,7 +151,7 @@ fn fqdn_ips_are_reachable_only_once_learned_and_share_an_identity() {
         identity
     }));
     assert!(deltas.iter().any(
-        |d| matches!(d, Delta::PolicyUpsert { endpoint: 1, key, .. } if key.identity == identity)
+        |d| matches!(d, Delta::PolicyUpsert { endpoint: EndpointId(1), key, .. } if key.identity == identity)
     ));
     assert!(matches!(
         judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
@@ -200,7 +200,7 @@ fn fqdn_ips_are_reachable_only_once_learned_and_share_an_identity() {
     );
     let deltas = c.update_ip(ip("140.82.112.4"), BTreeSet::new()).unwrap();
     assert!(deltas.iter().any(
-        |d| matches!(d, Delta::PolicyDelete { endpoint: 1, key } if key.identity == identity)
+        |d| matches!(d, Delta::PolicyDelete { endpoint: EndpointId(1), key } if key.identity == identity)
     ));
     assert!(matches!(
         judge(&c, 1, "140.82.112.4", PROTO_TCP, 443),
