@@ -31,7 +31,9 @@ use fqdnpath_names::{FqdnSelector, normalize};
 use fqdnpath_policy::compile::{CompileError, Compiler, Delta, Endpoint};
 use fqdnpath_policy::manifest::NetworkPolicy;
 use fqdnpath_policy::policymap::DnsAllow;
+use hickory_proto::ProtoError;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::serialize::binary::DecodeError;
 
 /// Cilium's default `tofqdns-proxy-response-max-delay`.
 pub const DEFAULT_PROXY_RESPONSE_MAX_DELAY: Duration = Duration::from_millis(100);
@@ -82,9 +84,9 @@ impl Default for AgentConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
-    /// The query is not valid DNS.
+    /// The query is not valid DNS, or not a query.
     #[error("invalid DNS query: {0}")]
-    Query(String),
+    Query(#[from] QueryError),
     /// The response could not be observed; the client gets SERVFAIL ([`servfail`]).
     #[error("invalid DNS response: {0}")]
     Response(#[from] ObserveError),
@@ -96,7 +98,22 @@ pub enum AgentError {
     Snapshot(#[from] SnapshotError),
     /// A DNS message could not be encoded.
     #[error("could not encode a DNS message: {0}")]
-    Encode(String),
+    Encode(#[source] ProtoError),
+}
+
+/// Why a message the proxy received is not a query it can decide on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The bytes are not a DNS message.
+    #[error("{0}")]
+    Wire(#[source] DecodeError),
+    /// The message is a response.
+    #[error("the message is a response, not a query")]
+    NotAQuery,
+    /// The message asks nothing.
+    #[error("the query has no question")]
+    NoQuestion,
 }
 
 /// What the proxy does with a query.
@@ -175,16 +192,14 @@ pub fn servfail(query: &[u8]) -> Result<Vec<u8>, AgentError> {
 }
 
 fn answer(query: &[u8], rcode: ResponseCode) -> Result<Vec<u8>, AgentError> {
-    let q = Message::from_vec(query).map_err(|e| AgentError::Query(e.to_string()))?;
+    let q = Message::from_vec(query).map_err(QueryError::Wire)?;
     let mut response = Message::response(q.metadata.id, q.metadata.op_code);
     response.metadata.recursion_desired = q.metadata.recursion_desired;
     response.metadata.response_code = rcode;
     for question in q.queries {
         response.add_query(question);
     }
-    response
-        .to_vec()
-        .map_err(|e| AgentError::Encode(e.to_string()))
+    response.to_vec().map_err(AgentError::Encode)
 }
 
 /// One node's agent.
@@ -227,14 +242,12 @@ impl Agent {
     /// The proxy's decision on a redirected query, under the DNS rules of the policy entry
     /// that redirected it.
     pub fn on_query(&self, query: &[u8], allow: &DnsAllow) -> Result<QueryDecision, AgentError> {
-        let q = Message::from_vec(query).map_err(|e| AgentError::Query(e.to_string()))?;
+        let q = Message::from_vec(query).map_err(QueryError::Wire)?;
         if q.metadata.message_type != MessageType::Query {
-            return Err(AgentError::Query(
-                "the message is a response, not a query".into(),
-            ));
+            return Err(QueryError::NotAQuery.into());
         }
         let Some(question) = q.queries.first() else {
-            return Err(AgentError::Query("the query has no question".into()));
+            return Err(QueryError::NoQuestion.into());
         };
         let qname = normalize(&name_text(&question.name)).into_owned();
         if dns_allows(allow, &qname) {

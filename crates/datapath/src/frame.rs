@@ -24,7 +24,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use fqdnpath_policy::policymap::{DropReason, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 
 use crate::conntrack::TcpFlags;
-use crate::reference::Packet;
+use crate::packet::Packet;
 
 /// `ETH_P_IP`.
 pub const ETH_P_IP: u16 = 0x0800;

@@ -1,4 +1,5 @@
-//! The `Datapath` trait and its pure-Rust reference implementation.
+//! [`ReferenceDatapath`]: the pure-Rust implementation of the [`Datapath`] trait, the model the
+//! kernel backend is checked against.
 //!
 //! An egress packet from an endpoint is judged like this:
 //! 1. the source address must be a known endpoint (else dropped, `INVALID_SOURCE_IP`);
@@ -19,274 +20,20 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use fqdnpath_cache::Timestamp;
-use fqdnpath_policy::compile::{Compiler, Delta, EndpointId, Prefix};
+use fqdnpath_names::{EndpointId, Timestamp};
+use fqdnpath_policy::compile::{Delta, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
     DnsAllow, DropReason, MatchType, PolicyAction, PolicyKey, PolicyMap,
 };
 
-use crate::conntrack::{Conntrack, Direction, FlowKey4, Live, TcpFlags, Tuple};
-use crate::frame::{Parsed, parse_frame};
-use crate::lpm::{LpmError, LpmTable};
 use fqdnpath_policy::table::FlatTable;
 
-/// A packet, as far as policy cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Packet {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// IP protocol.
-    pub proto: u8,
-    /// Source port (0 for protocols without ports).
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// TCP flags.
-    pub flags: TcpFlags,
-}
-
-impl Packet {
-    /// The packet's flow tuple.
-    #[inline]
-    pub fn tuple(&self) -> Tuple {
-        Tuple {
-            src: self.src,
-            dst: self.dst,
-            sport: self.sport,
-            dport: self.dport,
-            proto: self.proto,
-        }
-    }
-}
-
-/// Hubble's verdicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    /// `FORWARDED`.
-    Forwarded,
-    /// `DROPPED`.
-    Dropped,
-    /// `REDIRECTED` (to the DNS proxy).
-    Redirected,
-}
-
-impl Verdict {
-    /// Hubble's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Forwarded => "FORWARDED",
-            Self::Dropped => "DROPPED",
-            Self::Redirected => "REDIRECTED",
-        }
-    }
-}
-
-/// One verdict, shaped after Hubble's `Flow`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowEvent {
-    /// When.
-    pub time: Timestamp,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Why it was dropped.
-    pub drop_reason: Option<DropReason>,
-    /// `EGRESS` (true) or `INGRESS`.
-    pub egress: bool,
-    /// The endpoint on our side, if known.
-    pub endpoint: Option<EndpointId>,
-    /// The packet.
-    pub packet: Packet,
-    /// Source identity.
-    pub src_identity: Identity,
-    /// Destination identity.
-    pub dst_identity: Identity,
-    /// Whether it answers a tracked flow.
-    pub is_reply: bool,
-    /// How the policy matched (none for replies and drops without a match).
-    pub match_type: Option<MatchType>,
-    /// The policy key that decided, if any.
-    pub policy_key: Option<PolicyKey>,
-    /// For a redirect: the names the DNS proxy allows.
-    pub dns: Option<DnsAllow>,
-}
-
-/// How full a map is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapUsage {
-    /// Entries in use.
-    pub used: usize,
-    /// `max_entries`.
-    pub max: usize,
-}
-
-/// The usage of every map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capacity {
-    /// The IPv4 ipcache.
-    pub ipcache4: MapUsage,
-    /// The IPv6 ipcache.
-    pub ipcache6: MapUsage,
-    /// The policy map (all endpoints).
-    pub policy: MapUsage,
-    /// Conntrack, IPv4 flows.
-    pub conntrack: MapUsage,
-    /// Conntrack, IPv6 flows.
-    pub conntrack6: MapUsage,
-}
-
-/// The sizes of the maps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapSizes {
-    /// IPv4 ipcache entries.
-    pub ipcache4: usize,
-    /// IPv6 ipcache entries.
-    pub ipcache6: usize,
-    /// Policy entries, over all endpoints.
-    pub policy: usize,
-    /// Tracked flows, IPv4 and IPv6 each.
-    pub conntrack: usize,
-}
-
-impl Default for MapSizes {
-    /// Cilium's defaults: 512k ipcache entries, 16k policy entries per endpoint (here: for the
-    /// few endpoints of one node, 64k in all), 256k conntrack entries per family.
-    fn default() -> Self {
-        Self {
-            ipcache4: 512_000,
-            ipcache6: 512_000,
-            policy: 65_536,
-            conntrack: 262_144,
-        }
-    }
-}
-
-/// Why a change could not be applied.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DatapathError {
-    /// A map is full; the datapath now fails closed for the endpoints it affects.
-    #[error("the {map} map is full ({max_entries} entries); failing closed")]
-    MapFull {
-        /// Which map.
-        map: &'static str,
-        /// Its capacity.
-        max_entries: usize,
-    },
-    /// A prefix is malformed.
-    #[error("invalid prefix {prefix}: {reason}")]
-    InvalidPrefix {
-        /// The prefix.
-        prefix: Prefix,
-        /// The reason.
-        reason: String,
-    },
-    /// The backend failed (the kernel backend's syscalls).
-    #[error("datapath backend: {0}")]
-    Backend(String),
-}
-
-/// A datapath: maps that can be changed, and packets that can be judged. The reference model
-/// implements it in memory; the kernel backend with BPF maps and a TC program.
-pub trait Datapath {
-    /// Registers a local endpoint's address (its source-address map entry).
-    fn set_endpoint(
-        &mut self,
-        endpoint: EndpointId,
-        addr: IpAddr,
-        identity: Identity,
-    ) -> Result<(), DatapathError>;
-
-    /// Applies map changes in order.
-    fn apply(&mut self, deltas: &[Delta]) -> Result<(), DatapathError>;
-
-    /// Judges an egress packet from an endpoint.
-    fn egress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent;
-
-    /// Lets a packet towards an endpoint in (replies, and flows the peer opens).
-    fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent;
-
-    /// The identity the ipcache gives `addr` (longest prefix; a miss is `world`).
-    fn identity_of(&self, addr: IpAddr) -> Identity;
-
-    /// Runs the conntrack GC; returns the live egress (endpoint, destination) pairs.
-    fn conntrack_gc(&mut self, now: Timestamp) -> Vec<(EndpointId, IpAddr)>;
-
-    /// The ipcache's entries, sorted.
-    fn ipcache_entries(&self) -> Vec<(Prefix, Identity)>;
-
-    /// An endpoint's policy entries, sorted.
-    fn policy_entries(&self, endpoint: EndpointId) -> Vec<(PolicyKey, PolicyAction)>;
-
-    /// How full the maps are.
-    fn capacity(&self) -> Capacity;
-
-    /// Judges an egress frame as it arrives on the wire: parsed as [`parse_frame`] says, then
-    /// judged as [`Datapath::egress`]. `None`: an ARP frame, passed without a verdict.
-    fn egress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        match parse_frame(frame) {
-            Parsed::Ip(packet) => Some(self.egress(&packet, now)),
-            Parsed::Arp => None,
-            Parsed::Invalid { reason, partial } => {
-                Some(invalid_frame_event(&partial, reason, true, now))
-            }
-        }
-    }
-
-    /// Lets an ingress frame in as [`Datapath::ingress`], after the same parsing as
-    /// [`Datapath::egress_frame`] (a frame that does not parse is dropped in both directions).
-    fn ingress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        match parse_frame(frame) {
-            Parsed::Ip(packet) => Some(self.ingress(&packet, now)),
-            Parsed::Arp => None,
-            Parsed::Invalid { reason, partial } => {
-                Some(invalid_frame_event(&partial, reason, false, now))
-            }
-        }
-    }
-
-    /// Programs everything `compiler` holds: the endpoints for which `local` is true (their
-    /// source-address entries), then the ipcache and the policy maps.
-    fn program(
-        &mut self,
-        compiler: &Compiler,
-        local: &dyn Fn(EndpointId) -> bool,
-    ) -> Result<(), DatapathError> {
-        for (id, ips, identity) in compiler.endpoints() {
-            if local(id) {
-                for addr in ips {
-                    self.set_endpoint(id, *addr, identity)?;
-                }
-            }
-        }
-        self.apply(&compiler.full_deltas())
-    }
-}
-
-/// The event of a frame dropped by the parser: no endpoint, no identities.
-pub fn invalid_frame_event(
-    partial: &Packet,
-    reason: DropReason,
-    egress: bool,
-    now: Timestamp,
-) -> FlowEvent {
-    FlowEvent {
-        time: now,
-        verdict: Verdict::Dropped,
-        drop_reason: Some(reason),
-        egress,
-        endpoint: None,
-        packet: *partial,
-        src_identity: Identity::ANY,
-        dst_identity: Identity::ANY,
-        is_reply: false,
-        match_type: None,
-        policy_key: None,
-        dns: None,
-    }
-}
+use crate::backend::{Capacity, Datapath, DatapathError, MapSizes, MapUsage};
+use crate::conntrack::{Conntrack, Direction, FlowKey4, Live, Tuple};
+use crate::flow::{FlowEvent, Verdict};
+use crate::lpm::{LpmError, LpmTable};
+use crate::packet::Packet;
 
 /// The identity the ipcache tables give `addr` (a miss is `world`).
 #[expect(clippy::inline_always, reason = "measured: see the doc comment")]
@@ -653,9 +400,9 @@ impl Datapath for ReferenceDatapath {
                                 },
                                 max_entries,
                             },
-                            other => DatapathError::InvalidPrefix {
+                            LpmError::BadLength { bits, .. } => DatapathError::InvalidPrefix {
                                 prefix: *prefix,
-                                reason: other.to_string(),
+                                bits,
                             },
                         };
                         first_error.get_or_insert(error);
