@@ -16,7 +16,7 @@ use hashbrown::hash_map::Entry as MapEntry;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::fastpath::ObservationBuf;
+use crate::observe::ObservationBuf;
 use fqdnpath_names::Timestamp;
 
 /// Cilium's default `tofqdns-endpoint-max-ip-per-hostname`.

@@ -15,8 +15,8 @@ use std::time::Duration;
 use fqdnpath_names::{EndpointId, Fqdn, Timestamp};
 
 use crate::cache::{CacheConfig, DnsCache, GcOutcome, UpdateOutcome};
-use crate::fastpath::ObservationBuf;
 use crate::observe::Observation;
+use crate::observe::ObservationBuf;
 use crate::zombie::{DnsZombieMappings, ZombieConfig, ZombieGc};
 
 /// Cilium's DNS GC interval (`DNSGCJobInterval`), fixed at one minute.

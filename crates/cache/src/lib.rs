@@ -1,9 +1,10 @@
 //! DNS observation and the FQDN cache: what Cilium's agent learns from DNS responses.
 //!
-//! - [`observe`]: DNS wire bytes (hickory-proto) to an [`Observation`] {qname, qtype, rcode,
-//!   addresses, TTL, CNAMEs}, the way Cilium's DNS proxy extracts it. Never panics.
-//! - [`fastpath`]: the same observation without allocating, straight from the wire, for
-//!   common responses ([`ObservationBuf`]); it declines the rest to hickory-proto.
+//! - [`observe`]: DNS wire bytes to an [`Observation`] {qname, qtype, rcode, addresses, TTL,
+//!   CNAMEs}, the way Cilium's DNS proxy extracts it. Never panics. Two readers:
+//!   [`observe::hickory`] (hickory-proto, the reference) and [`observe::fast`], the same
+//!   observation without allocating, straight from the wire, for common responses
+//!   ([`ObservationBuf`]); it declines the rest to hickory-proto.
 //! - [`cache`]: [`DnsCache`], one endpoint's (name, IP) entries with expiry, min TTL, reverse
 //!   lookup, GC and the per-name IP cap.
 //! - [`zombie`]: [`DnsZombieMappings`], IPs that left the cache but may carry connections.
@@ -15,7 +16,6 @@
 
 pub mod cache;
 pub mod endpoint;
-pub mod fastpath;
 pub mod observe;
 pub mod shared;
 pub mod snapshot;
@@ -24,8 +24,10 @@ pub mod zombie;
 
 pub use cache::{CacheConfig, DnsCache, Entry, GcOutcome, Removal, Removed, UpdateOutcome};
 pub use endpoint::{DNS_GC_INTERVAL, EndpointCaches, EndpointDns, FqdnConfig};
-pub use fastpath::{FastPath, ObservationBuf, observe_fast};
-pub use observe::{Observation, ObserveError, observe, observe_hickory, observe_into};
+pub use observe::{
+    FastPath, Observation, ObservationBuf, ObserveError, observe, observe_fast, observe_hickory,
+    observe_into,
+};
 pub use shared::SharedDnsCache;
 pub use snapshot::{Snapshot, SnapshotError};
 pub use zombie::{DnsZombieMappings, Zombie, ZombieConfig, ZombieGc};

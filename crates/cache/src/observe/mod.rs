@@ -8,21 +8,29 @@
 //! `u32::MAX` without any. CNAME targets are recorded for display and are not cached under their
 //! own names. The authority and additional sections are ignored.
 //!
-//! Two readers give the same result: [`observe_hickory`], hickory-proto's decoder and the
-//! reduction above, the reference; and [`crate::fastpath`], which reads common responses
-//! straight from the wire without allocating and declines the rest. [`observe`] and
+//! Two readers give the same result: [`hickory`] ([`observe_hickory`]), hickory-proto's decoder
+//! and the reduction above, the reference; and [`fast`] ([`observe_fast`]), which reads common
+//! responses straight from the wire without allocating and declines the rest. This module
+//! holds what they share (the [`Observation`], its error) and the dispatcher: [`observe`] and
 //! [`observe_into`] try the fast path first and fall back to hickory-proto, so results and
-//! errors are hickory-proto's for every input.
+//! errors are hickory-proto's for every input. [`text`] writes wire names as text, alike for
+//! both readers.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
 
 use fqdnpath_names::Fqdn;
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::DecodeError;
 
-use crate::fastpath::{FastPath, ObservationBuf, observe_fast};
+pub mod fast;
+pub mod hickory;
+pub mod text;
+
+pub use fast::{FastPath, ObservationBuf, observe_fast};
+pub use hickory::{observe_hickory, observe_message};
+pub use text::name_text;
 
 /// The largest DNS message: a 16-bit length over TCP, the IP limit over UDP.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -124,7 +132,7 @@ thread_local! {
 /// Parses a DNS response and reduces it to an [`Observation`].
 ///
 /// Never panics; every rejected input gets an [`ObserveError`] that says why. Common responses
-/// take the fast path ([`crate::fastpath`]); the result is always the one of
+/// take the fast path ([`fast`]); the result is always the one of
 /// [`observe_hickory`].
 pub fn observe(wire: &[u8]) -> Result<Observation, ObserveError> {
     let fast = FAST_BUF
@@ -161,136 +169,4 @@ pub fn observe_into(wire: &[u8], buf: &mut ObservationBuf) -> Result<(), Observe
             Err(error)
         }
     }
-}
-
-/// [`observe`] by hickory-proto alone: decode the whole message, then reduce it. The reference
-/// the fast path is checked against.
-pub fn observe_hickory(wire: &[u8]) -> Result<Observation, ObserveError> {
-    if wire.len() > MAX_MESSAGE_LEN {
-        return Err(ObserveError::TooLarge {
-            len: wire.len(),
-            max: MAX_MESSAGE_LEN,
-        });
-    }
-    let message = Message::from_vec(wire).map_err(|source| ObserveError::Malformed {
-        len: wire.len(),
-        source,
-    })?;
-    observe_message(&message)
-}
-
-/// Reduces an already parsed response to an [`Observation`] (see [`observe`]).
-pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
-    let id = message.metadata.id;
-    if message.metadata.message_type != MessageType::Response {
-        return Err(ObserveError::NotAResponse { id });
-    }
-    let Some(question) = message.queries.first() else {
-        return Err(ObserveError::NoQuestion { id });
-    };
-    let qname = Fqdn::from_string(name_text(&question.name));
-    let mut addresses = Vec::new();
-    let mut cnames = Vec::new();
-    let mut answer_types = Vec::with_capacity(message.answers.len());
-    let mut ttl = u32::MAX;
-    for record in &message.answers {
-        match &record.data {
-            RData::A(a) => {
-                addresses.push(IpAddr::V4(a.0));
-                ttl = ttl.min(record.ttl);
-            }
-            RData::AAAA(aaaa) => {
-                addresses.push(match aaaa.0.to_ipv4_mapped() {
-                    Some(v4) => IpAddr::V4(v4),
-                    None => IpAddr::V6(aaaa.0),
-                });
-                ttl = ttl.min(record.ttl);
-            }
-            RData::CNAME(target) => {
-                cnames.push(name_text(&target.0));
-                ttl = ttl.min(record.ttl);
-            }
-            _ => {}
-        }
-        answer_types.push(record.record_type());
-    }
-    Ok(Observation {
-        id,
-        qname,
-        qtype: question.query_type,
-        rcode: message.metadata.response_code,
-        addresses,
-        ttl,
-        cnames,
-        answer_types,
-    })
-}
-
-/// A wire name as text the way Cilium's DNS library (miekg/dns) writes it, so that selectors
-/// see the same characters: `.`, space, `'`, `@`, `;`, `(`, `)`, `"` and `\\` inside a label are
-/// escaped with a backslash, bytes outside `!`..`~` as `\\DDD` (decimal), everything else as
-/// it is; each label ends with a dot, and the root is `.`. (hickory's own `to_ascii` escapes a
-/// leading `-` and writes octal, which a `*` would then fail to match.)
-pub fn name_text(name: &Name) -> String {
-    let mut out = Vec::with_capacity(name.len() + 1);
-    for label in name {
-        push_label_text(&mut out, label);
-    }
-    if out.is_empty() {
-        out.push(b'.');
-    }
-    ascii_string(out)
-}
-
-/// How [`name_text`] writes a byte.
-const AS_IS: u8 = 0;
-const BACKSLASH: u8 = 1;
-const DECIMAL: u8 = 2;
-
-/// Each byte's class (`AS_IS`, `BACKSLASH` or `DECIMAL`), indexed by the byte.
-static BYTE_CLASS: [u8; 256] = byte_classes();
-
-const fn byte_classes() -> [u8; 256] {
-    let mut classes = [DECIMAL; 256];
-    let mut b = 0x21;
-    while b <= 0x7e {
-        classes[b] = AS_IS;
-        b += 1;
-    }
-    let escaped = b".' @;()\"\\";
-    let mut i = 0;
-    while i < escaped.len() {
-        classes[escaped[i] as usize] = BACKSLASH;
-        i += 1;
-    }
-    classes
-}
-
-/// Appends one label of [`name_text`] and its dot to `out`, as ASCII bytes (shared with the
-/// fast path, so the two readers write names alike).
-pub(crate) fn push_label_text(out: &mut Vec<u8>, label: &[u8]) {
-    // The usual label needs no escape: one copy.
-    if label.iter().all(|&b| BYTE_CLASS[usize::from(b)] == AS_IS) {
-        out.extend_from_slice(label);
-    } else {
-        for &b in label {
-            match BYTE_CLASS[usize::from(b)] {
-                AS_IS => out.push(b),
-                BACKSLASH => out.extend_from_slice(&[b'\\', b]),
-                _ => out.extend_from_slice(&[
-                    b'\\',
-                    b'0' + b / 100,
-                    b'0' + b / 10 % 10,
-                    b'0' + b % 10,
-                ]),
-            }
-        }
-    }
-    out.push(b'.');
-}
-
-/// Bytes written by [`push_label_text`] (always ASCII) as a `String`, reusing their buffer.
-pub(crate) fn ascii_string(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }

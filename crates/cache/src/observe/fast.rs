@@ -2,7 +2,7 @@
 //!
 //! [`observe_fast`] reads a response into an [`ObservationBuf`] whose buffers are kept from one
 //! call to the next, so a warm buffer observes a response without allocating. It is a second
-//! reader of the bytes hickory-proto decodes in [`crate::observe::observe_hickory`], and it
+//! reader of the bytes hickory-proto decodes in [`super::observe_hickory`], and it
 //! must give the same observation on every input it accepts. So it accepts only the common
 //! shape, checks everything hickory-proto checks on it, and declines the rest
 //! ([`FastPath::Declined`]): the caller then asks hickory-proto, which decides (and names the
@@ -35,7 +35,8 @@ use fqdnpath_names::name::is_fqdn;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::observe::{MAX_MESSAGE_LEN, Observation, push_label_text};
+use super::text::push_label_text;
+use super::{MAX_MESSAGE_LEN, Observation};
 
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
@@ -198,7 +199,7 @@ impl ObservationBuf {
 /// declines. Never allocates once `buf` is warm; never panics; never errors.
 ///
 /// Whenever it returns [`FastPath::Observed`], `buf` holds exactly what
-/// [`crate::observe::observe_hickory`] returns for `wire`.
+/// [`super::observe_hickory`] returns for `wire`.
 pub fn observe_fast(wire: &[u8], buf: &mut ObservationBuf) -> FastPath {
     buf.clear();
     // Names are written as bytes (ASCII by construction) into the buffers' own storage, and
