@@ -19,6 +19,7 @@
 //!   cache which destinations still carry connections.
 //! - [`reference`]: [`ReferenceDatapath`], the in-memory implementation of [`Datapath`].
 //! - [`service`]: service translation and Local Redirect Policies, applied before policy.
+//! - `conformance` (feature `conformance`): the behaviour suite every backend runs.
 //!
 //! The policy-map lookup itself lives with the policy map, in
 //! `fqdnpath_policy::policymap::PolicyMap::lookup`.
@@ -26,6 +27,8 @@
 
 pub mod abi;
 pub mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod conntrack;
 pub mod flow;
 pub mod frame;
