@@ -7,6 +7,7 @@
 use std::mem::{offset_of, size_of};
 use std::net::IpAddr;
 
+use fqdnpath_names::EndpointId;
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{PolicyAction, PolicyKey};
 
@@ -384,11 +385,11 @@ pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
 }
 
 impl PolicyKeyAbi {
-    /// The map key of a logical policy key of `endpoint_id`.
-    pub fn from_key(endpoint_id: u16, key: &PolicyKey) -> Self {
+    /// The map key of a logical policy key of `endpoint`.
+    pub fn from_key(endpoint: EndpointId, key: &PolicyKey) -> Self {
         Self {
             prefixlen: POLICY_FIXED_BITS + u32::from(key.lpm_prefix_len()),
-            endpoint_id,
+            endpoint_id: endpoint.0,
             egress: 1,
             pad0: 0,
             identity: key.identity.0,

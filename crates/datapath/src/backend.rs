@@ -92,6 +92,34 @@ pub enum DatapathError {
     Backend(#[source] BackendError),
 }
 
+/// Errors compare by what they say: the same variant with the same fields, and for
+/// [`DatapathError::Backend`] the same message (a backend's error type need not be comparable),
+/// so that two backends can be required to fail alike.
+impl PartialEq for DatapathError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::MapFull { map, max_entries },
+                Self::MapFull {
+                    map: other_map,
+                    max_entries: other_entries,
+                },
+            ) => map == other_map && max_entries == other_entries,
+            (
+                Self::InvalidPrefix { prefix, bits },
+                Self::InvalidPrefix {
+                    prefix: other_prefix,
+                    bits: other_bits,
+                },
+            ) => prefix == other_prefix && bits == other_bits,
+            (Self::Backend(a), Self::Backend(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DatapathError {}
+
 /// A datapath: maps that can be changed, and packets that can be judged. The reference model
 /// implements it in memory; the kernel backend with BPF maps and a TC program.
 pub trait Datapath {

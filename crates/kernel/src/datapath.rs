@@ -12,14 +12,14 @@ use aya::programs::{
     LinkOrder, ProgramError, SchedClassifier, TcAttachType, TestRun, TestRunOptions,
 };
 use aya::{Ebpf, EbpfLoader};
-use fqdnpath_cache::Timestamp;
 use fqdnpath_datapath::abi::{
     self, CtKey, CtKey4, CtKey6, CtValue, EndpointValue, FlowEventAbi, IpcacheValue, PolicyKeyAbi,
     PolicyValueAbi, State,
 };
 use fqdnpath_datapath::frame::{Parsed, build_frame, parse_frame, tcp_flags};
-use fqdnpath_datapath::reference::{Capacity, MapUsage};
+use fqdnpath_datapath::{Capacity, MapUsage};
 use fqdnpath_datapath::{Datapath, DatapathError, FlowEvent, MapSizes, Packet, Verdict};
+use fqdnpath_names::Timestamp;
 use fqdnpath_policy::compile::{Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
@@ -95,7 +95,7 @@ pub enum KernelError {
 
 impl From<KernelError> for DatapathError {
     fn from(e: KernelError) -> Self {
-        DatapathError::Backend(e.to_string())
+        DatapathError::Backend(Box::new(e))
     }
 }
 
@@ -551,7 +551,7 @@ impl KernelDatapath {
                 tcp_flags(0)
             },
         };
-        let endpoint = (ev.endpoint_id != 0).then_some(ev.endpoint_id);
+        let endpoint = (ev.endpoint_id != 0).then_some(EndpointId(ev.endpoint_id));
         let egress = ev.egress == 1;
         let policy_key = (ev.policy_prefix_len != abi::NO_POLICY_KEY).then(|| {
             let remote = if egress {
@@ -622,12 +622,7 @@ impl KernelDatapath {
     fn failed_event(packet: &Packet, now: Timestamp, egress: bool, e: &KernelError) -> FlowEvent {
         // Leave a trace: the trait's methods cannot return the error.
         eprintln!("fqdnpath-kernel: failing closed: {e}");
-        fqdnpath_datapath::reference::invalid_frame_event(
-            packet,
-            DropReason::PolicyDenied,
-            egress,
-            now,
-        )
+        fqdnpath_datapath::invalid_frame_event(packet, DropReason::PolicyDenied, egress, now)
     }
 
     /// A frame judged by the egress or ingress program; when the kernel cannot be asked, the
@@ -700,7 +695,7 @@ impl KernelDatapath {
             flags |= abi::ENDPOINT_FLAG_HAS_WILDCARD;
         }
         let value = EndpointValue {
-            endpoint_id: endpoint,
+            endpoint_id: endpoint.0,
             flags,
             identity: identity.0,
         };
@@ -759,7 +754,7 @@ impl KernelDatapath {
                     self.set_state_flag(abi::STATE_FAIL_CLOSED)?;
                     return Err(DatapathError::InvalidPrefix {
                         prefix: *prefix,
-                        reason: format!("prefix length {} is longer than {bits} bits", prefix.len),
+                        bits,
                     });
                 }
                 match self.ipcache_upsert(*prefix, *identity) {
@@ -1136,7 +1131,7 @@ impl Datapath for KernelDatapath {
             if now > value.expires_ns {
                 expired.push(key);
             } else if value.flags & abi::CT_FLAG_INGRESS == 0 {
-                alive.push((value.endpoint_id, key.dst()));
+                alive.push((EndpointId(value.endpoint_id), key.dst()));
             }
         }
         for key in expired {
@@ -1184,7 +1179,7 @@ impl Datapath for KernelDatapath {
             .filter_map(Result::ok)
             .filter_map(|(k, v)| {
                 let key = PolicyKeyAbi::from_data(k.prefix_len(), &k.data());
-                if key.endpoint_id != endpoint {
+                if key.endpoint_id != endpoint.0 {
                     return None;
                 }
                 let key = key.to_key();

@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use fqdnpath_cache::Timestamp;
 use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::frame::build_frame;
 use fqdnpath_datapath::{Datapath, MapSizes, PROTO_TCP, PROTO_UDP, Packet, ReferenceDatapath};
 use fqdnpath_kernel::{Clock, KernelDatapath, kernel_tests_enabled};
 use fqdnpath_names::FqdnSelector;
+use fqdnpath_names::{EndpointId, Timestamp};
 use fqdnpath_policy::compile::{Delta, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{DnsAllow, FqdnSelectorKey, PolicyAction, PolicyKey};
@@ -159,8 +159,8 @@ fn delta() -> impl Strategy<Value = Delta> {
             .prop_map(|(prefix, id)| Delta::IpcacheUpsert { prefix, identity: Identity(id) }),
         1 => prefix().prop_map(|prefix| Delta::IpcacheDelete { prefix }),
         5 => (1..=ENDPOINTS, policy_key(), action())
-            .prop_map(|(endpoint, key, action)| Delta::PolicyUpsert { endpoint, key, action }),
-        1 => (1..=ENDPOINTS, policy_key()).prop_map(|(endpoint, key)| Delta::PolicyDelete { endpoint, key }),
+            .prop_map(|(endpoint, key, action)| Delta::PolicyUpsert { endpoint: EndpointId(endpoint), key, action }),
+        1 => (1..=ENDPOINTS, policy_key()).prop_map(|(endpoint, key)| Delta::PolicyDelete { endpoint: EndpointId(endpoint), key }),
     ]
 }
 
@@ -263,8 +263,8 @@ fn register(
     identity: Identity,
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(
-        model.set_endpoint(endpoint, addr, identity),
-        kernel.set_endpoint(endpoint, addr, identity),
+        model.set_endpoint(EndpointId(endpoint), addr, identity),
+        kernel.set_endpoint(EndpointId(endpoint), addr, identity),
         "endpoint {} at {}",
         endpoint,
         addr
@@ -379,7 +379,10 @@ fn compare_maps(
 ) -> Result<(), TestCaseError> {
     prop_assert_eq!(kernel.ipcache_entries(), model.ipcache_entries());
     for ep in 1..=ENDPOINTS {
-        prop_assert_eq!(kernel.policy_entries(ep), model.policy_entries(ep));
+        prop_assert_eq!(
+            kernel.policy_entries(EndpointId(ep)),
+            model.policy_entries(EndpointId(ep))
+        );
     }
     let (k, m) = (kernel.capacity(), model.capacity());
     prop_assert_eq!(

@@ -10,10 +10,10 @@ use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use fqdnpath_cache::Fqdn;
 use fqdnpath_datapath::{Datapath, FlowEvent, MapSizes, PROTO_TCP, PROTO_UDP, Verdict};
 use fqdnpath_kernel::netns::{Namespace, VethEnd, veth_pair};
 use fqdnpath_kernel::{Clock, KernelDatapath, kernel_tests_enabled};
+use fqdnpath_names::{EndpointId, Fqdn};
 use fqdnpath_policy::compile::{Compiler, Endpoint};
 use fqdnpath_policy::load_str;
 use fqdnpath_policy::policymap::DropReason;
@@ -104,7 +104,7 @@ fn lab(test: &str) -> Option<Lab> {
 
     let policies = load_str("client.yaml", POLICY).unwrap().network_policies();
     let endpoints = [Endpoint {
-        id: 7,
+        id: EndpointId(7),
         namespace: "default".into(),
         name: "client".into(),
         labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),
