@@ -12,22 +12,29 @@
 //! `examples/demo/policy.yaml`). Exit status: 0 when every step behaved as expected, 1 when
 //! one did not or the demo could not run, 2 when it cannot run here (not root, or no eBPF
 //! object), 130 after Ctrl-C. Every namespace it made is removed on the way out.
+//!
+//! The demo itself is `fqdnpath_node::demo` (the node crate's `demo` feature), over the
+//! crate's DNS proxy and GC loop; this program adds the arguments, Ctrl-C and the exit status.
 
-#[path = "demo/mod.rs"]
-mod demo;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use fqdnpath_node::demo;
+
 /// Set by the Ctrl-C handler.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The default policy file.
+fn default_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/policy.yaml")
+}
 
 fn main() -> ExitCode {
     let policy = std::env::args_os()
         .nth(1)
-        .map_or_else(demo::default_policy, PathBuf::from);
+        .map_or_else(default_policy, PathBuf::from);
     if let Some(why) = fqdnpath::kernel::unavailable() {
         eprintln!("kernel_demo: cannot run here: {why}");
         return ExitCode::from(2);

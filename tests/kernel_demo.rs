@@ -1,11 +1,15 @@
 //! The in-kernel enforcement demo (`examples/kernel_demo.rs`) end to end: the same function
-//! the example runs, compiled into this test, with the policy file the example loads. It
+//! the example runs (`fqdnpath_node::demo::run`), with the policy file the example loads. It
 //! needs root and the eBPF object; elsewhere it skips with one line.
 
-#[path = "../examples/demo/mod.rs"]
-mod demo;
+use std::path::{Path, PathBuf};
 
-use std::path::Path;
+use fqdnpath_node::demo;
+
+/// The example's default policy file.
+fn default_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/policy.yaml")
+}
 
 #[test]
 fn the_kernel_demo_behaves_as_it_says() {
@@ -13,7 +17,7 @@ fn the_kernel_demo_behaves_as_it_says() {
         return;
     }
     let mut out = Vec::new();
-    let report = demo::run(&demo::default_policy(), &mut out).expect("the demo runs");
+    let report = demo::run(&default_policy(), &mut out).expect("the demo runs");
     let text = String::from_utf8_lossy(&out);
     let failures = report.failures();
     assert!(failures.is_empty(), "{failures:#?}\n{text}");
@@ -44,5 +48,5 @@ fn the_kernel_demo_behaves_as_it_says() {
 
     // Nothing is left behind.
     assert_eq!(demo::remove_namespaces(std::process::id()), 0);
-    assert!(Path::new(&demo::default_policy()).exists());
+    assert!(default_policy().exists());
 }

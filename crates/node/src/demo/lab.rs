@@ -6,28 +6,31 @@
 use std::io::{self, ErrorKind, Read as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use fqdnpath::agent::Agent;
-use fqdnpath::cache::hickory_proto::op::{Message, Query};
-use fqdnpath::cache::hickory_proto::rr::{Name, RecordType};
-use fqdnpath::cache::{Observation, Timestamp, observe};
-use fqdnpath::datapath::{Datapath, FlowEvent, MapSizes, PROTO_TCP};
-use fqdnpath::kernel::netns::{Namespace, NetNs, VethEnd, veth_pair};
-use fqdnpath::kernel::{Clock, KernelDatapath};
-use fqdnpath::policy::identity::Identity;
-use fqdnpath::policy::policymap::Protocol;
+use fqdnpath_agent::Agent;
+use fqdnpath_cache::{Observation, Timestamp, observe};
+use fqdnpath_datapath::{Datapath, FlowEvent, MapSizes, PROTO_TCP};
+use fqdnpath_kernel::netns::{Namespace, NetNs, VethEnd, veth_pair};
+use fqdnpath_kernel::{Clock, KernelDatapath};
+use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::policymap::Protocol;
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
 
-use super::hubble::{Names, WallClock, flow_line, now};
-use super::proxy::{self, Node, SharedNode, Upstream, lock};
-use super::world::{self, Questions, read_frame, write_frame};
+use super::hubble::{Names, WallClock, flow_line};
+use super::world::{self, Questions};
 use super::{
     APP_IP, CLIENT_ENDPOINT, CLIENT_POD, CONNECT_TIMEOUT, DNS_SERVER_IP, DNS_TIMEOUT, DemoError,
     MAKING_NAMESPACES, NODE_LOCAL_DNS_POD, NODE_POD_SIDE, NODE_WORLD_SIDE, NS_PREFIX, OTHER_IP,
-    POD_IP, POD_NET, PROXY_IP, SERVICE_PORT, SETTLE, io_err,
+    POD_IP, POD_NET, PROXY_IP, SERVICE_PORT, SETTLE,
 };
+use crate::clock::now;
+use crate::node::{Node, SharedNode, lock};
+use crate::proxy::DnsProxy;
+use crate::transport::{read_frame, write_frame};
 
 /// Everything the demo runs on.
 pub(super) struct Lab {
@@ -58,7 +61,7 @@ impl Drop for Lab {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-        if let Err(e) = lock(&self.node).dp.detach() {
+        if let Err(e) = lock(&self.node).datapath_mut().detach() {
             eprintln!("kernel_demo: detaching the eBPF programs: {e}");
         }
     }
@@ -66,10 +69,13 @@ impl Drop for Lab {
 
 /// Writes `value` into `/proc/sys/<key>` of the namespace `ns` (`/proc/sys/net` shows the
 /// namespace of the thread that opens it).
-fn sysctl(ns: &Namespace, key: &str, value: &str) -> Result<(), DemoError> {
+fn sysctl(ns: &Namespace, key: &'static str, value: &str) -> Result<(), DemoError> {
     let _inside = ns.enter()?;
-    std::fs::write(format!("/proc/sys/{key}"), value)
-        .map_err(io_err(format!("setting {key} in {}", ns.name())))
+    std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| DemoError::Sysctl {
+        key,
+        namespace: ns.name().to_owned(),
+        source,
+    })
 }
 
 fn veth(iface: &str, addr: Ipv4Addr, mac: &str) -> VethEnd {
@@ -80,11 +86,14 @@ fn veth(iface: &str, addr: Ipv4Addr, mac: &str) -> VethEnd {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DemoError> {
+fn spawn(
+    name: &'static str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, DemoError> {
     thread::Builder::new()
         .name(name.into())
         .spawn(f)
-        .map_err(io_err(format!("starting thread {name}")))
+        .map_err(|source| DemoError::Thread { name, source })
 }
 
 /// The three namespaces, linked and routed: pod - node - world, with fixed MACs and
@@ -104,7 +113,7 @@ fn network() -> Result<(Namespace, Namespace, Namespace), DemoError> {
             "net/ipv6/conf/default/disable_ipv6",
         ] {
             match sysctl(ns, key, "1") {
-                Err(DemoError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(DemoError::Sysctl { source, .. }) if source.kind() == ErrorKind::NotFound => {}
                 other => other?,
             }
         }
@@ -146,12 +155,12 @@ struct Sockets {
     proxy_tcp: TcpListener,
 }
 
-fn bind_udp(at: SocketAddr) -> Result<UdpSocket, DemoError> {
-    UdpSocket::bind(at).map_err(io_err(format!("binding UDP {at}")))
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, DemoError> {
+    UdpSocket::bind(addr).map_err(|source| DemoError::BindUdp { addr, source })
 }
 
-fn bind_tcp(at: SocketAddr) -> Result<TcpListener, DemoError> {
-    TcpListener::bind(at).map_err(io_err(format!("listening on TCP {at}")))
+fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DemoError> {
+    TcpListener::bind(addr).map_err(|source| DemoError::ListenTcp { addr, source })
 }
 
 fn sockets(node: &Namespace, world: &Namespace) -> Result<Sockets, DemoError> {
@@ -189,11 +198,7 @@ impl Lab {
         names.add(IpAddr::V4(POD_IP), CLIENT_POD);
         names.add(IpAddr::V4(PROXY_IP), NODE_LOCAL_DNS_POD);
         let mut lab = Self {
-            node: Arc::new(Mutex::new(Node {
-                agent,
-                dp,
-                log: Vec::new(),
-            })),
+            node: Node::new(agent, dp).shared(),
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
             questions: Questions::default(),
@@ -237,29 +242,23 @@ impl Lab {
             })?);
         }
         // The proxy's threads make their upstream sockets in the node's namespace.
-        let upstream = Upstream {
-            server: SocketAddr::from((DNS_SERVER_IP, 53)),
-            names: self.names.clone(),
-        };
-        let (stop, node, up, ns) = (
+        let names = self.names.clone();
+        let proxy = DnsProxy::new(self.node.clone(), SocketAddr::from((DNS_SERVER_IP, 53)))
+            .with_client_names(move |ip| names.describe(ip));
+        let (stop, up, ns) = (
             self.stop.clone(),
-            self.node.clone(),
-            upstream.clone(),
+            proxy.clone(),
             self.node_ns.name().to_owned(),
         );
         self.threads.push(spawn("node-dns-proxy-udp", move || {
             if let Ok(_inside) = NetNs::enter(&ns) {
-                proxy::serve_udp(&proxy_udp, &node, &up, &stop);
+                let _ = up.serve_udp(&proxy_udp, &stop);
             }
         })?);
-        let (stop, node, ns) = (
-            self.stop.clone(),
-            self.node.clone(),
-            self.node_ns.name().to_owned(),
-        );
+        let (stop, ns) = (self.stop.clone(), self.node_ns.name().to_owned());
         self.threads.push(spawn("node-dns-proxy-tcp", move || {
             if let Ok(_inside) = NetNs::enter(&ns) {
-                proxy::serve_tcp(&proxy_tcp, &node, &upstream, &stop);
+                let _ = proxy.serve_tcp(&proxy_tcp, &stop);
             }
         })?);
         Ok(())
@@ -268,7 +267,7 @@ impl Lab {
     /// What runs where, for the reader.
     pub(super) fn describe(&self) -> Vec<String> {
         let attached = lock(&self.node)
-            .dp
+            .datapath()
             .attachments()
             .iter()
             .map(|a| {
@@ -300,7 +299,7 @@ impl Lab {
     /// Waits for the step's last packets, then takes its flow events from the ring buffer.
     pub(super) fn settle(&mut self) -> Vec<FlowEvent> {
         thread::sleep(SETTLE);
-        let events = lock(&self.node).dp.events();
+        let events = lock(&self.node).datapath_mut().events();
         self.events.extend(events.iter().cloned());
         events
     }
@@ -313,7 +312,7 @@ impl Lab {
             .drain(..)
             .map(|e| (e.time, flow_line(&e, self.clock, &self.names)))
             .collect();
-        let notes = std::mem::take(&mut lock(&self.node).log);
+        let notes = lock(&self.node).take_log();
         for (t, text) in notes.into_iter().chain(self.client_log.drain(..)) {
             lines.push((t, format!("{} {text}", self.clock.format(t))));
         }
@@ -379,7 +378,7 @@ impl Lab {
             TcpStream::connect_timeout(&SocketAddr::from((PROXY_IP, 53)), DNS_TIMEOUT)?
         };
         stream.set_read_timeout(Some(DNS_TIMEOUT))?;
-        write_frame(&mut stream, query)?;
+        write_frame(&mut stream, query).map_err(io::Error::other)?;
         read_frame(&mut stream)?.ok_or_else(|| {
             io::Error::new(
                 ErrorKind::UnexpectedEof,
@@ -403,12 +402,7 @@ impl Lab {
 
     /// The identity the kernel's ipcache gives `addr` as a /32, if it holds one.
     pub(super) fn ipcache_identity(&self, addr: Ipv4Addr) -> Option<Identity> {
-        lock(&self.node)
-            .dp
-            .ipcache_entries()
-            .into_iter()
-            .find(|(p, _)| p.addr == IpAddr::V4(addr) && p.len == 32)
-            .map(|(_, id)| id)
+        ipcache_identity(lock(&self.node).datapath(), addr)
     }
 
     /// How many times the authoritative server was asked for `name`.
@@ -421,4 +415,12 @@ impl Lab {
             .filter(|q| q.starts_with(&prefix))
             .count()
     }
+}
+
+/// The identity `dp`'s ipcache gives `addr` as a /32, if it holds one.
+pub(super) fn ipcache_identity(dp: &KernelDatapath, addr: Ipv4Addr) -> Option<Identity> {
+    dp.ipcache_entries()
+        .into_iter()
+        .find(|(p, _)| p.addr == IpAddr::V4(addr) && p.len == 32)
+        .map(|(_, id)| id)
 }

@@ -1,23 +1,18 @@
-//! The demo's clock and its output lines: flow events in `hubble observe`'s compact style,
-//! laid out as the simulator prints them (`fqdnpath run`), so that both read the same.
+//! The demo's wall clock and its output lines: flow events in `hubble observe`'s compact
+//! style, laid out as the simulator prints them (`fqdnpath run`), so that both read the same.
+//! Self-contained on purpose: the `fqdnpath-hubble` crate is to replace it.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fqdnpath::cache::Timestamp;
-use fqdnpath::datapath::{FlowEvent, PROTO_TCP, PROTO_UDP, Verdict};
-use fqdnpath::policy::policymap::{DropReason, MatchType};
+use fqdnpath_cache::Timestamp;
+use fqdnpath_datapath::{FlowEvent, PROTO_TCP, PROTO_UDP, Verdict};
+use fqdnpath_policy::policymap::{DropReason, MatchType};
 
-/// `CLOCK_MONOTONIC`: the clock the eBPF program stamps its flow events with
-/// (`bpf_ktime_get_ns()`), and the demo's `now` for the agent, so that one timeline holds both.
-pub(crate) fn now() -> Timestamp {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
-    Timestamp::from_nanos(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
-}
+use crate::clock::now;
 
-/// Turns monotonic timestamps into wall-clock time (UTC), as Hubble prints it.
+/// Turns monotonic timestamps ([`now`], the clock of the eBPF program's flow events) into
+/// wall-clock time (UTC), as Hubble prints it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WallClock {
     /// Wall-clock nanoseconds since the Unix epoch minus monotonic nanoseconds.

@@ -3,21 +3,23 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::ControlFlow;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fqdnpath::cache::{EndpointId, Observation};
-use fqdnpath::datapath::{Datapath, FlowEvent, PROTO_TCP, PROTO_UDP, Verdict};
-use fqdnpath::policy::identity::Identity;
-use fqdnpath::policy::policymap::{DropReason, Protocol};
+use fqdnpath_cache::Observation;
+use fqdnpath_datapath::{FlowEvent, PROTO_TCP, PROTO_UDP, Verdict};
+use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::policymap::{DropReason, Protocol};
 
-use super::hubble::now;
-use super::lab::Lab;
-use super::proxy::{lock, program};
+use super::lab::{Lab, ipcache_identity};
 use super::{
     APP_IP, APP_NAME, CONNECT_TIMEOUT, Checks, GC_DEADLINE, GC_EVERY, OTHER_IP, PROXY_IP,
     REFUSED_NAME, SERVICE_PORT,
 };
+use crate::clock::now;
+use crate::gc::{CtGcPass, DnsGcPass, GcLoop, GcPass};
+use crate::node::Node;
 
 /// One step: it acts, then checks what happened.
 pub(super) type Step = fn(&mut Lab) -> Checks;
@@ -168,69 +170,40 @@ enum Said {
     Gone,
 }
 
-/// One DNS GC pass: expired pairs become zombies, dead zombies leave, and the map changes
-/// go into the kernel.
-fn dns_gc_pass(lab: &Lab, watch: &mut GcWatch) -> Result<(), String> {
-    let mut node = lock(&lab.node);
-    let (reports, deltas) = node.agent.dns_gc(now()).map_err(|e| e.to_string())?;
-    for report in &reports {
-        for removed in &report.cache.removed {
-            watch.became_zombie |= removed.ip == IpAddr::V4(APP_IP);
-            node.note(format!(
-                "DNS GC: {} {} expired and left the cache; it is a zombie now, keeping its \
-                 identity while a connection may use it",
-                removed.name, removed.ip
-            ));
-        }
-        for zombie in &report.zombies.dead {
-            node.note(format!(
-                "DNS GC: zombie {} is dead (the last conntrack GC saw no flow to it, two \
-                 passes since it became a zombie)",
-                zombie.ip
-            ));
-        }
-    }
-    if !deltas.is_empty() {
-        let (what, took) = program(&mut node, &deltas)?;
-        node.note(format!(
-            "DNS GC: {what}; programmed in {} us",
-            took.as_micros()
-        ));
-    }
-    Ok(())
-}
-
-/// One conntrack GC pass: the kernel's expired flows go, and the agent learns which
-/// destinations still carry connections (their zombies stay alive).
-fn ct_gc_pass(lab: &Lab, watch: &mut GcWatch) {
-    let app = IpAddr::V4(APP_IP);
-    let mut node = lock(&lab.node);
-    let start = now();
-    let live: Vec<(EndpointId, IpAddr)> = node
-        .dp
-        .conntrack_gc(start)
-        .into_iter()
-        .map(|(e, ip)| (EndpointId(e), ip))
-        .collect();
-    node.agent.ct_gc(start, &live);
-    watch.tracked = live.iter().any(|(_, ip)| *ip == app);
-    if watch.tracked && watch.said == Said::Nothing {
-        watch.said = Said::Tracked;
-        let left_ms = node
-            .dp
-            .conntrack_entries()
+impl GcWatch {
+    /// After a DNS GC pass: whether app.demo.test's pair left the cache.
+    fn dns(&mut self, pass: &DnsGcPass) {
+        let app = IpAddr::V4(APP_IP);
+        self.became_zombie |= pass
+            .reports
             .iter()
-            .filter(|(k, _)| k.dst() == app)
-            .map(|(_, v)| v.expires_ns.saturating_sub(start.as_nanos()) / 1_000_000)
-            .max()
-            .unwrap_or(0);
-        node.note(format!(
-            "CT GC: conntrack still tracks the connection of step 2 to {APP_IP} (closed; \
-             Cilium keeps a closed TCP flow 10 s, {left_ms} ms left): the zombie is marked alive"
-        ));
-    } else if !watch.tracked && watch.said == Said::Tracked {
-        watch.said = Said::Gone;
-        node.note(format!("CT GC: no flow to {APP_IP} is tracked any more"));
+            .any(|report| report.cache.removed.iter().any(|r| r.ip == app));
+    }
+
+    /// After a conntrack GC pass: whether the flow of step 2 is still tracked, said once
+    /// when first seen and once when gone.
+    fn conntrack(&mut self, node: &mut Node, pass: &CtGcPass) {
+        let app = IpAddr::V4(APP_IP);
+        self.tracked = pass.live.iter().any(|(_, ip)| *ip == app);
+        if self.tracked && self.said == Said::Nothing {
+            self.said = Said::Tracked;
+            let left_ms = node
+                .datapath()
+                .conntrack_entries()
+                .iter()
+                .filter(|(k, _)| k.dst() == app)
+                .map(|(_, v)| v.expires_ns.saturating_sub(pass.at.as_nanos()) / 1_000_000)
+                .max()
+                .unwrap_or(0);
+            node.note(format!(
+                "CT GC: conntrack still tracks the connection of step 2 to {APP_IP} (closed; \
+                 Cilium keeps a closed TCP flow 10 s, {left_ms} ms left): the zombie is marked \
+                 alive"
+            ));
+        } else if !self.tracked && self.said == Said::Tracked {
+            self.said = Said::Gone;
+            node.note(format!("CT GC: no flow to {APP_IP} is tracked any more"));
+        }
     }
 }
 
@@ -251,24 +224,31 @@ fn expire_and_gc(lab: &mut Lab) -> Checks {
     ));
     let deadline = Instant::now() + GC_DEADLINE;
     let mut watch = GcWatch::default();
-    let mut left_while_tracked = false;
-    let mut left = false;
-    loop {
-        if let Err(e) = dns_gc_pass(lab, &mut watch) {
+    // Breaks with `Some(tracked)` when the address left the ipcache (`tracked`: while
+    // conntrack still tracked a flow to it), `None` at the deadline.
+    let outcome = GcLoop::new(GC_EVERY).run(&lab.node, |node, pass| {
+        match pass {
+            GcPass::Dns(dns) => {
+                watch.dns(dns);
+                if ipcache_identity(node.datapath(), APP_IP).is_none() {
+                    return ControlFlow::Break(Some(watch.tracked));
+                }
+                if Instant::now() > deadline {
+                    return ControlFlow::Break(None);
+                }
+            }
+            GcPass::Conntrack(ct) => watch.conntrack(node, ct),
+        }
+        ControlFlow::Continue(())
+    });
+    let (left, left_while_tracked) = match outcome {
+        Ok(Some(tracked)) => (true, tracked),
+        Ok(None) => (false, false),
+        Err(e) => {
             checks.check(false, format!("the DNS GC failed: {e}"));
             return checks;
         }
-        if lab.ipcache_identity(APP_IP).is_none() {
-            left = true;
-            left_while_tracked = watch.tracked;
-            break;
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-        thread::sleep(GC_EVERY);
-        ct_gc_pass(lab, &mut watch);
-    }
+    };
     let events = lab.settle();
     checks.check(
         watch.became_zombie,

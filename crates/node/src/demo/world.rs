@@ -1,21 +1,20 @@
 //! The outside world: an authoritative DNS server for `demo.test`, written with hickory-proto,
-//! answering over UDP and TCP, and TCP services that greet whoever connects. Also the DNS
-//! framing over TCP (a two-byte length before each message), shared with the proxy and the
-//! client.
+//! answering over UDP and TCP, and TCP services that greet whoever connects.
 //!
 //! Everything here reads untrusted bytes: a message that does not parse gets no answer, or
 //! FORMERR, and nothing panics.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::Duration;
 
-use fqdnpath::cache::hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use fqdnpath::cache::hickory_proto::rr::rdata::A;
-use fqdnpath::cache::hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use crate::transport::{accept_loop, read_frame, write_frame};
 
 /// The zone the server is authoritative for.
 pub(crate) const ZONE: &str = "demo.test.";
@@ -87,54 +86,6 @@ pub(crate) fn answer(query: &[u8], questions: &Questions) -> Option<Vec<u8>> {
     response.to_vec().ok()
 }
 
-/// Reads one DNS message framed for TCP; `None` at a clean end of stream.
-pub(crate) fn read_frame(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 2];
-    match stream.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut message)?;
-    Ok(Some(message))
-}
-
-/// Writes one DNS message framed for TCP.
-pub(crate) fn write_frame(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
-    let len = u16::try_from(message.len())
-        .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "a DNS message over 65535 bytes"))?;
-    let mut framed = Vec::with_capacity(message.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(message);
-    stream.write_all(&framed)
-}
-
-/// Accepts connections on `listener` until `stop`, handing each to `handle` (one at a time).
-pub(crate) fn accept_loop(
-    listener: &TcpListener,
-    stop: &AtomicBool,
-    mut handle: impl FnMut(TcpStream, SocketAddr),
-) {
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if stream.set_nonblocking(false).is_ok()
-                    && stream
-                        .set_read_timeout(Some(Duration::from_secs(2)))
-                        .is_ok()
-                {
-                    handle(stream, peer);
-                }
-            }
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
-}
-
 /// Serves DNS over UDP on `socket` until `stop`.
 pub(crate) fn serve_dns_udp(socket: &UdpSocket, questions: &Questions, stop: &AtomicBool) {
     if socket.set_read_timeout(Some(POLL)).is_err() {
@@ -152,7 +103,7 @@ pub(crate) fn serve_dns_udp(socket: &UdpSocket, questions: &Questions, stop: &At
 
 /// Serves DNS over TCP on `listener` until `stop`.
 pub(crate) fn serve_dns_tcp(listener: &TcpListener, questions: &Questions, stop: &AtomicBool) {
-    accept_loop(listener, stop, |mut stream, _| {
+    let _ = accept_loop(listener, stop, |mut stream, _| {
         while let Ok(Some(query)) = read_frame(&mut stream) {
             let Some(response) = answer(&query, questions) else {
                 break;
@@ -170,7 +121,7 @@ pub(crate) fn serve_greeting(listener: &TcpListener, stop: &AtomicBool) {
     let me = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    accept_loop(listener, stop, |mut stream, _| {
+    let _ = accept_loop(listener, stop, |mut stream, _| {
         if stream
             .write_all(format!("hello from {me}\n").as_bytes())
             .is_ok()
@@ -185,8 +136,8 @@ pub(crate) fn serve_greeting(listener: &TcpListener, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fqdnpath::cache::hickory_proto::op::Query;
-    use fqdnpath::cache::hickory_proto::rr::Name;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
 
     fn ask(name: &str) -> Message {
         let mut query = Message::query();

@@ -1,5 +1,5 @@
-//! The in-kernel enforcement demo, as a function that the example (`kernel_demo.rs`) and its
-//! end-to-end test (`tests/kernel_demo.rs`) both call.
+//! The in-kernel enforcement demo, as a function that the example
+//! (`examples/kernel_demo.rs`) and its end-to-end test (`tests/kernel_demo.rs`) both call.
 //!
 //! Three network namespaces: the client pod, the node, and the outside world.
 //!
@@ -12,48 +12,45 @@
 //! ```
 //!
 //! The eBPF datapath sits on the pod's interface `c0` (TC egress and ingress). The pod's
-//! nameserver is the node's DNS proxy at 169.254.20.10, where `NodeLocal DNSCache` listens.
-//! The proxy enforces the policy's `rules.dns`, forwards allowed queries to the authoritative
-//! server, learns from the answers, programs the kernel maps and only then releases each
-//! answer. Every packet of the pod is judged in the kernel; the flow events from the ring
-//! buffer are printed as Hubble lines.
+//! nameserver is the node's DNS proxy ([`DnsProxy`](crate::DnsProxy)) at 169.254.20.10, where
+//! `NodeLocal DNSCache` listens. The proxy enforces the policy's `rules.dns`, forwards allowed
+//! queries to the authoritative server, learns from the answers, programs the kernel maps and
+//! only then releases each answer. Every packet of the pod is judged in the kernel; the flow
+//! events from the ring buffer are printed as Hubble lines.
 //!
-//! - [`lab`]: namespaces, links, datapath, threads; the client's two actions.
-//! - [`steps`]: the seven steps and their checks.
-//! - [`proxy`]: the DNS proxy, driving [`fqdnpath::agent::Agent`].
-//! - [`world`]: the authoritative DNS server (hickory-proto) and the TCP services.
-//! - [`hubble`]: the clock and the output lines.
+//! - `lab`: namespaces, links, datapath, threads; the client's two actions.
+//! - `steps`: the seven steps and their checks; step 6 runs the node's [`GcLoop`](crate::GcLoop).
+//! - `world`: the authoritative DNS server (hickory-proto) and the TCP services.
+//! - `hubble`: the wall clock and the output lines (until `fqdnpath-hubble` prints them).
 
 mod hubble;
 mod lab;
-mod proxy;
 mod steps;
 mod world;
 
-use std::fmt;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fqdnpath::agent::{Agent, AgentConfig, AgentError};
-use fqdnpath::datapath::DatapathError;
-use fqdnpath::kernel::KernelError;
-use fqdnpath::policy::compile::Endpoint;
-use fqdnpath::policy::identity::Identity;
-use fqdnpath::policy::{ManifestError, load_file};
+use fqdnpath_agent::{Agent, AgentConfig, AgentError};
+use fqdnpath_datapath::DatapathError;
+use fqdnpath_kernel::KernelError;
+use fqdnpath_policy::compile::Endpoint;
+use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::{ManifestError, load_file};
 
+use crate::node::lock;
 use lab::Lab;
-use proxy::lock;
 
 /// Where iproute2 keeps named network namespaces.
 const NETNS_DIR: &str = "/var/run/netns";
-/// Held while the demo makes its namespaces. The Ctrl-C handler holds it while it removes
-/// them, so that none is made behind its back.
-pub(crate) static MAKING_NAMESPACES: Mutex<()> = Mutex::new(());
+/// Held while the demo makes its namespaces. A Ctrl-C handler holds it while it removes
+/// them ([`remove_namespaces`]), so that none is made behind its back.
+pub static MAKING_NAMESPACES: Mutex<()> = Mutex::new(());
 /// Every namespace the demo makes is named `fqdnpath-demo-<role>-<pid>-<n>`.
-pub(crate) const NS_PREFIX: &str = "fqdnpath-demo-";
+pub const NS_PREFIX: &str = "fqdnpath-demo-";
 
 const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 10);
 const POD_NET: &str = "10.201.0.0/24";
@@ -85,73 +82,77 @@ const GC_EVERY: Duration = Duration::from_millis(500);
 /// How long the GC may take to let the expired address go before the step fails.
 const GC_DEADLINE: Duration = Duration::from_secs(20);
 
-/// The default policy file.
-pub(crate) fn default_policy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/policy.yaml")
-}
-
 /// Why the demo could not run.
-#[derive(Debug)]
-pub(crate) enum DemoError {
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
     /// The policy file could not be loaded.
-    Policy(ManifestError),
+    #[error("loading the policy: {0}")]
+    Policy(#[source] ManifestError),
     /// The policy file holds no network policy.
+    #[error(
+        "{}: no CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy in the file",
+        .0.display()
+    )]
     NoPolicy(PathBuf),
     /// The agent refused the policy.
-    Agent(AgentError),
+    #[error("the agent: {0}")]
+    Agent(#[source] AgentError),
     /// The kernel backend or a namespace operation failed.
-    Kernel(KernelError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
     /// Programming the maps failed.
-    Datapath(DatapathError),
-    /// A socket, thread or file operation failed.
-    Io {
-        /// What was being done.
-        what: String,
+    #[error("programming the kernel maps: {0}")]
+    Datapath(#[source] DatapathError),
+    /// A sysctl could not be set in one of the namespaces.
+    #[error("setting {key} in {namespace}: {source}")]
+    Sysctl {
+        /// The key under `/proc/sys`.
+        key: &'static str,
+        /// The namespace's name.
+        namespace: String,
         /// Why it failed.
         source: io::Error,
     },
-}
-
-impl fmt::Display for DemoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Policy(e) => write!(f, "loading the policy: {e}"),
-            Self::NoPolicy(path) => write!(
-                f,
-                "{}: no CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy in the file",
-                path.display()
-            ),
-            Self::Agent(e) => write!(f, "the agent: {e}"),
-            Self::Kernel(e) => e.fmt(f),
-            Self::Datapath(e) => write!(f, "programming the kernel maps: {e}"),
-            Self::Io { what, source } => write!(f, "{what}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for DemoError {}
-
-impl From<KernelError> for DemoError {
-    fn from(e: KernelError) -> Self {
-        Self::Kernel(e)
-    }
-}
-
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DemoError {
-    let what = what.into();
-    move |source| DemoError::Io { what, source }
+    /// A UDP socket could not be bound.
+    #[error("binding UDP {addr}: {source}")]
+    BindUdp {
+        /// Where.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// A TCP listener could not be made.
+    #[error("listening on TCP {addr}: {source}")]
+    ListenTcp {
+        /// Where.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// A thread could not be started.
+    #[error("starting thread {name}: {source}")]
+    Thread {
+        /// The thread's name.
+        name: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The output could not be written.
+    #[error("writing the output: {0}")]
+    Output(#[source] io::Error),
 }
 
 /// What each step of the demo showed.
 #[derive(Debug, Default)]
-pub(crate) struct Report {
+pub struct Report {
     /// Per step: its title and its checks (passed?, what).
-    pub(crate) steps: Vec<(String, Vec<(bool, String)>)>,
+    pub steps: Vec<(String, Vec<(bool, String)>)>,
 }
 
 impl Report {
     /// The failed checks, each with its step.
-    pub(crate) fn failures(&self) -> Vec<String> {
+    pub fn failures(&self) -> Vec<String> {
         self.steps
             .iter()
             .flat_map(|(step, checks)| {
@@ -177,7 +178,7 @@ impl Checks {
 /// Removes the namespaces of process `pid` (after Ctrl-C) as `ip netns del` does: unmounts
 /// and unlinks each one's file, with no child process (a terminal's Ctrl-C reaches the whole
 /// process group, children included). Returns how many went.
-pub(crate) fn remove_namespaces(pid: u32) -> usize {
+pub fn remove_namespaces(pid: u32) -> usize {
     let mine = format!("-{pid}-");
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return 0;
@@ -200,9 +201,9 @@ pub(crate) fn remove_namespaces(pid: u32) -> usize {
 /// Runs the demo with the policy in `policy`, printing to `out`. `Ok` holds the report
 /// (whose failures say whether every step behaved as expected); `Err` means the demo could
 /// not run. Every namespace is gone when this returns, whichever way.
-pub(crate) fn run(policy: &Path, out: &mut dyn Write) -> Result<Report, DemoError> {
+pub fn run(policy: &Path, out: &mut dyn Write) -> Result<Report, DemoError> {
     let mut say = |line: String| -> Result<(), DemoError> {
-        writeln!(out, "{line}").map_err(io_err("writing the output"))
+        writeln!(out, "{line}").map_err(DemoError::Output)
     };
     let (agent, header) = agent(policy)?;
     for line in header {
@@ -228,7 +229,7 @@ pub(crate) fn run(policy: &Path, out: &mut dyn Write) -> Result<Report, DemoErro
     }
     say(String::new())?;
     let mut checks = Checks::default();
-    let counters = lock(&lab.node).dp.counters();
+    let counters = lock(&lab.node).datapath().counters();
     match counters {
         Ok(c) => {
             say(format!(
