@@ -102,12 +102,7 @@ impl<D: Datapath> Node<D> {
     /// One conntrack GC pass at `now`: the datapath's expired flows go, and the agent learns
     /// which destinations still carry connections (their zombies stay alive).
     pub fn ct_gc(&mut self, now: Timestamp) -> CtGcPass {
-        let live: Vec<(EndpointId, IpAddr)> = self
-            .datapath_mut()
-            .conntrack_gc(now)
-            .into_iter()
-            .map(|(e, ip)| (EndpointId(e), ip))
-            .collect();
+        let live: Vec<(EndpointId, IpAddr)> = self.datapath_mut().conntrack_gc(now);
         self.agent_mut().ct_gc(now, &live);
         CtGcPass { at: now, live }
     }

@@ -113,7 +113,7 @@ fn dns_rule<D>(
     client: IpAddr,
     local: IpAddr,
     proto: Protocol,
-) -> (Rule, Option<u16>)
+) -> (Rule, Option<EndpointId>)
 where
     D: Datapath,
 {
@@ -294,11 +294,16 @@ impl<D: Datapath> DnsProxy<D> {
 
 /// Observes and learns the upstream's `response` for `endpoint`, programs the map changes
 /// and releases the answer (SERVFAIL if it cannot be handled).
-fn learn<D: Datapath>(node: &mut Node<D>, endpoint: u16, response: &[u8], query: &[u8]) -> Vec<u8> {
+fn learn<D: Datapath>(
+    node: &mut Node<D>,
+    endpoint: EndpointId,
+    response: &[u8],
+    query: &[u8],
+) -> Vec<u8> {
     let observed_at: Timestamp = now();
     let learned = match node
         .agent_mut()
-        .on_response(EndpointId(endpoint), response, observed_at)
+        .on_response(endpoint, response, observed_at)
     {
         Ok(learned) => learned,
         Err(e) => {

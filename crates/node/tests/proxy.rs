@@ -20,7 +20,7 @@ use fqdnpath_cache::{Observation, observe};
 use fqdnpath_datapath::{Datapath, MapSizes, PROTO_TCP, ReferenceDatapath};
 use fqdnpath_node::transport::{read_frame, write_frame};
 use fqdnpath_node::{DnsProxy, GcLoop, GcPass, Node, SharedNode, lock};
-use fqdnpath_policy::compile::Endpoint;
+use fqdnpath_policy::compile::{Endpoint, EndpointId};
 use fqdnpath_policy::load_str;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -29,7 +29,7 @@ const CLIENT: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const PROXY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const UPSTREAM: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const APP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-const CLIENT_ENDPOINT: u16 = 101;
+const CLIENT_ENDPOINT: EndpointId = EndpointId(101);
 
 const POLICY: &str = r#"
 apiVersion: "cilium.io/v2"
@@ -76,7 +76,7 @@ fn node() -> SharedNode<ReferenceDatapath> {
             ips: vec![IpAddr::V4(CLIENT)],
         },
         Endpoint {
-            id: 102,
+            id: EndpointId(102),
             namespace: "kube-system".into(),
             name: "node-local-dns".into(),
             labels: [("k8s-app".to_owned(), "node-local-dns".to_owned())].into(),

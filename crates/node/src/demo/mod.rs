@@ -37,7 +37,7 @@ use std::time::Duration;
 use fqdnpath_agent::{Agent, AgentConfig, AgentError};
 use fqdnpath_datapath::DatapathError;
 use fqdnpath_kernel::KernelError;
-use fqdnpath_policy::compile::Endpoint;
+use fqdnpath_policy::compile::{Endpoint, EndpointId};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::{ManifestError, load_file};
 
@@ -66,8 +66,8 @@ const SERVICE_PORT: u16 = 8080;
 const APP_NAME: &str = "app.demo.test.";
 const REFUSED_NAME: &str = "evil.example.org.";
 
-const CLIENT_ENDPOINT: u16 = 101;
-const NODE_LOCAL_DNS_ENDPOINT: u16 = 102;
+const CLIENT_ENDPOINT: EndpointId = EndpointId(101);
+const NODE_LOCAL_DNS_ENDPOINT: EndpointId = EndpointId(102);
 const CLIENT_POD: &str = "default/client";
 const NODE_LOCAL_DNS_POD: &str = "kube-system/node-local-dns";
 
