@@ -17,7 +17,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn manifests(file: &str) -> Vec<Manifest> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
+        .join("../../testdata/manifests")
         .join(file);
     load_file(&path)
         .unwrap()

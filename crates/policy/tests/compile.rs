@@ -60,7 +60,7 @@ fn cluster() -> Vec<Endpoint> {
 
 fn policies(file: &str) -> Vec<NetworkPolicy> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
+        .join("../../testdata/manifests")
         .join(file);
     policies_of(
         load_file(&path)

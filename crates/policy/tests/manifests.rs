@@ -8,7 +8,7 @@ use fqdnpath_policy::{Manifest, ManifestError, load_file, load_str};
 
 fn reference(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/reference")
+        .join("../../testdata/manifests")
         .join(name)
 }
 
