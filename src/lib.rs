@@ -24,11 +24,16 @@
 //! - [`agent`] (`fqdnpath-agent`): what one node's agent does, with no transport: the DNS
 //!   proxy's decisions (`rules.dns`, REFUSED/NXDOMAIN), learning answers into map changes,
 //!   holding answers until programmed, DNS and connection-tracking GC, restart and restore.
-//! - [`kernel`] (`fqdnpath-kernel`): the same datapath in the Linux kernel: a C eBPF program on
-//!   TC egress whose maps are written from Rust through aya; judged packets come back as the
-//!   same flow events. It needs root and clang, and says so when it cannot run.
-//! - [`sim`] (`fqdnpath-sim`): the simulator of a small cluster on a virtual clock, driven by
-//!   scenario files (the `fqdnpath run` command is `fqdnpath-cli`).
+//! - `kernel` (`fqdnpath-kernel`, feature `kernel`): the same datapath in the Linux kernel: a C
+//!   eBPF program on TC egress whose maps are written from Rust through aya; judged packets come
+//!   back as the same flow events. It needs root and clang, and says so when it cannot run.
+//! - `node` (`fqdnpath-node`, feature `kernel`): one node's agent on real sockets (the UDP/TCP
+//!   DNS proxy, the GC loop) driving the kernel datapath.
+//! - `sim` (`fqdnpath-sim`, feature `sim`): the simulator of a small cluster on a virtual clock,
+//!   driven by scenario files (the `fqdnpath run` command is `fqdnpath-cli`).
+//!
+//! Both features are on by default; `default-features = false` keeps the model crates alone
+//! (no aya, no syscalls).
 //!
 //! Time is always an input (`now`); no model crate reads a clock (the kernel backend reads the
 //! kernel's when it judges real traffic).
@@ -56,7 +61,11 @@
 pub use fqdnpath_agent as agent;
 pub use fqdnpath_cache as cache;
 pub use fqdnpath_datapath as datapath;
+#[cfg(feature = "kernel")]
 pub use fqdnpath_kernel as kernel;
 pub use fqdnpath_names as names;
+#[cfg(feature = "kernel")]
+pub use fqdnpath_node as node;
 pub use fqdnpath_policy as policy;
+#[cfg(feature = "sim")]
 pub use fqdnpath_sim as sim;

@@ -8,8 +8,8 @@
 //! does not allow answered REFUSED, and, once the TTL has run out and the GC has run, a new
 //! connection to the formerly resolved address dropped.
 //!
-//! Run as root: `cargo run --example kernel_demo [POLICY.yaml]` (default:
-//! `examples/demo/policy.yaml`). Exit status: 0 when every step behaved as expected, 1 when
+//! Run as root: `cargo run -p fqdnpath-node --example kernel_demo [POLICY.yaml]` (default:
+//! `crates/node/examples/demo/policy.yaml`). Exit status: 0 when every step behaved as expected, 1 when
 //! one did not or the demo could not run, 2 when it cannot run here (not root, or no eBPF
 //! object), 130 after Ctrl-C. Every namespace it made is removed on the way out.
 //!
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let policy = std::env::args_os()
         .nth(1)
         .map_or_else(default_policy, PathBuf::from);
-    if let Some(why) = fqdnpath::kernel::unavailable() {
+    if let Some(why) = fqdnpath_kernel::unavailable() {
         eprintln!("kernel_demo: cannot run here: {why}");
         return ExitCode::from(2);
     }

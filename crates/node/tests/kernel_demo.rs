@@ -13,7 +13,7 @@ fn default_policy() -> PathBuf {
 
 #[test]
 fn the_kernel_demo_behaves_as_it_says() {
-    if !fqdnpath::kernel::kernel_tests_enabled("the_kernel_demo_behaves_as_it_says") {
+    if !fqdnpath_kernel::kernel_tests_enabled("the_kernel_demo_behaves_as_it_says") {
         return;
     }
     let mut out = Vec::new();
