@@ -141,7 +141,7 @@ impl<T: Default> de::Visitor<'_> for EnumVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {} name or number", self.what)
+        write!(f, "{} (a name or a number)", self.what)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
@@ -448,7 +448,7 @@ mod tests {
             let err = serde_json::from_str::<Verdict>(bad)
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("Verdict name or number"), "{bad}: {err}");
+            assert!(err.contains("Verdict (a name or a number)"), "{bad}: {err}");
         }
     }
 
