@@ -121,15 +121,3 @@ pub struct Policy {
     )]
     pub kind: String,
 }
-
-impl Endpoint {
-    /// How the compact form names it: `namespace/pod`, or the pod alone with no namespace;
-    /// `None` when it is no pod.
-    pub fn pod(&self) -> Option<String> {
-        match (self.namespace.as_str(), self.pod_name.as_str()) {
-            (_, "") => None,
-            ("", pod) => Some(pod.to_owned()),
-            (namespace, pod) => Some(format!("{namespace}/{pod}")),
-        }
-    }
-}

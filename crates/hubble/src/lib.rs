@@ -1,6 +1,6 @@
 //! Hubble's flow model, once: the events of Hubble's flow API as `hubble observe -o jsonpb`
-//! prints them, read and written with serde, and their compact text form. The simulator writes
-//! its flows with it, the replay reads recorded ones with it, and both print them with it.
+//! prints them, read and written with serde, and their compact text form: what the simulator
+//! writes its flows with, what the replay reads recorded ones with, and how both print them.
 //!
 //! - [`response`]: [`GetFlowsResponse`], one line of `hubble observe -o jsonpb`
 //!   (`{"flow": {...}, "node_name": ..., "time": ...}`), or a [`NodeStatusEvent`] or a

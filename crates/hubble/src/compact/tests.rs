@@ -54,6 +54,19 @@ fn tcp_flags_are_printed_only_when_the_flow_has_them() {
             .to_string()
             .ends_with("policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: SYN) FORWARDED")
     );
+    // The kernel demo's denied connect.
+    let denied = Flow {
+        drop_reason_desc: DropReason::PolicyDenied,
+        destination: Some(Endpoint {
+            identity: Some(2),
+            ..Endpoint::default()
+        }),
+        ..with_flags(demo_flow(Verdict::Dropped), syn)
+    };
+    assert!(compact(&denied).to_string().ends_with(
+        "-> 198.51.100.10:8080 (ID:2) policy-verdict:none EGRESS DENIED (TCP Flags: SYN) DROPPED \
+         (Policy denied)"
+    ));
 }
 
 #[test]
