@@ -129,7 +129,8 @@ fn check(
     body(&mut compiler, &mut *dp, programmed);
 }
 
-fn tcp(src: &str, dst: &str, sport: u16, dport: u16) -> Packet {
+/// A TCP packet without flags, from `src:sport` to `dst:dport` (addresses as text).
+pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16) -> Packet {
     Packet {
         src: ip(src),
         dst: ip(dst),
@@ -140,7 +141,8 @@ fn tcp(src: &str, dst: &str, sport: u16, dport: u16) -> Packet {
     }
 }
 
-fn t(secs: u64) -> Timestamp {
+/// `secs` seconds after the epoch.
+pub fn t(secs: u64) -> Timestamp {
     Timestamp::from_secs(secs)
 }
 

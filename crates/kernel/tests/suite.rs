@@ -5,14 +5,10 @@
 //! from the ring buffer, the proxy mark). Every test needs root and clang, and skips with one
 //! line elsewhere.
 
-use fqdnpath_datapath::conformance::{self, Factory};
-use fqdnpath_datapath::conntrack::TcpFlags;
+use fqdnpath_datapath::conformance::{self, Factory, t, tcp};
 use fqdnpath_datapath::frame::build_frame;
-use fqdnpath_datapath::{
-    Datapath, MapSizes, PROTO_TCP, PROTO_UDP, Packet, ReferenceDatapath, Verdict,
-};
+use fqdnpath_datapath::{Datapath, MapSizes, PROTO_UDP, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_kernel::{Clock, KernelDatapath, kernel_tests_enabled};
-use fqdnpath_names::Timestamp;
 use fqdnpath_policy::compile::Compiler;
 use fqdnpath_policy::policymap::DropReason;
 
@@ -26,21 +22,6 @@ fn kernel_factory(case: &str) -> Option<Box<Factory<'static>>> {
 }
 
 fqdnpath_datapath::conformance_suite!(kernel_factory);
-
-fn tcp(src: &str, dst: &str, sport: u16, dport: u16) -> Packet {
-    Packet {
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-        proto: PROTO_TCP,
-        sport,
-        dport,
-        flags: TcpFlags::default(),
-    }
-}
-
-fn t(secs: u64) -> Timestamp {
-    Timestamp::from_secs(secs)
-}
 
 /// Known difference: conntrack is an LRU hash in the kernel, as in Cilium, so a full table
 /// evicts an old flow to track a new one; the model refuses the new flow
