@@ -1,57 +1,34 @@
 //! The scenario's calendar: t=0 is 2026-11-29 16:00:00 UTC, and times are written as Hubble
-//! writes them.
+//! writes them. The calendar arithmetic is jiff's.
 
 use fqdnpath_cache::Timestamp;
+use jiff::fmt::{strtime, temporal::DateTimePrinter};
 
-/// The scenario's clock: t=0 is 2026-11-29 16:00:00 UTC. Returns (year, month, day, hour,
-/// minute, second, nanosecond).
-fn civil(t: Timestamp) -> (u64, u64, u64, u64, u64, u64, u64) {
-    const DAYS: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/// t=0 of every scenario, 2026-11-29T16:00:00Z, in seconds since the Unix epoch.
+const START: i64 = 1_795_968_000;
+
+/// The RFC 3339 printer of Hubble's JSON: always nine fractional digits.
+const RFC3339: DateTimePrinter = DateTimePrinter::new().precision(Some(9));
+
+/// The calendar time of `t`. Every [`Timestamp`] (at most 585 years after the start) is in
+/// jiff's range.
+fn civil(t: Timestamp) -> jiff::Timestamp {
     let nanos = t.as_nanos();
-    let total = 16 * 3600 + nanos / 1_000_000_000;
-    let (mut year, mut month, mut day) = (2026u64, 11u64, 29 + total / 86_400);
-    loop {
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-        let len = DAYS[usize::try_from(month - 1).unwrap_or(0)] + u64::from(month == 2 && leap);
-        if day <= len {
-            break;
-        }
-        day -= len;
-        month += 1;
-        if month > 12 {
-            month = 1;
-            year += 1;
-        }
-    }
-    let in_day = total % 86_400;
-    (
-        year,
-        month,
-        day,
-        in_day / 3600,
-        (in_day / 60) % 60,
-        in_day % 60,
-        nanos % 1_000_000_000,
-    )
+    let seconds = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
+    let subsecond = i32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+    jiff::Timestamp::new(START.saturating_add(seconds), subsecond).unwrap_or(jiff::Timestamp::MAX)
 }
 
-/// The time as `hubble observe` prints it: `Nov 29 16:00:00.000`.
+/// The time as `hubble observe` prints it: `Nov 29 16:00:00.000` (milliseconds, truncated).
 pub(crate) fn text(t: Timestamp) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (_, month, day, h, m, sec, nanos) = civil(t);
-    let name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
-    format!(
-        "{name} {day:02} {h:02}:{m:02}:{sec:02}.{:03}",
-        nanos / 1_000_000
-    )
+    // The pattern is valid and applies to every timestamp: formatting cannot fail.
+    strtime::format("%b %d %H:%M:%S%.3f", civil(t)).unwrap_or_default()
 }
 
-/// The time as Hubble's JSON writes it (RFC 3339).
+/// The time as Hubble's JSON writes it (RFC 3339, nanoseconds):
+/// `2026-11-29T16:00:00.000000000Z`.
 pub(crate) fn rfc3339(t: Timestamp) -> String {
-    let (year, month, day, h, m, sec, nanos) = civil(t);
-    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{nanos:09}Z")
+    RFC3339.timestamp_to_string(&civil(t))
 }
 
 #[cfg(test)]
