@@ -3,23 +3,24 @@
 //!
 //! - [`lint`]: static findings on scenarios and manifests (`fqdnpath lint`).
 //! - [`scenario`]: the scenario file format (`apiVersion: fqdnpath/v1`, SCENARIOS.md), with
-//!   strict keys and errors that name the file, the key path and the reason.
-//! - [`sim`]: the [`Simulation`]: pods, `DaemonSet`s, services and Local Redirect Policies; one
-//!   agent ([`fqdnpath_agent`]) and one reference datapath per node; authoritative and caching
-//!   DNS servers answering real wire messages; a virtual clock with the DNS GC and the
-//!   connection-tracking GC on schedule.
+//!   strict keys and errors that name the file, the key path and the reason, all checked when
+//!   the file is loaded; each step is one [`scenario::Action`].
+//! - [`simulation`]: the [`Simulation`]: pods, `DaemonSet`s, services and Local Redirect
+//!   Policies; one agent ([`fqdnpath_agent`]) and one reference datapath per node;
+//!   authoritative and caching DNS servers answering real wire messages; a virtual clock with
+//!   the DNS GC and the connection-tracking GC on schedule; expectations; `explain`; every
+//!   event as text (`hubble observe` style) and as Hubble's JSON.
 //!
 //! Every step of the format runs: `resolve`, `connect`, `send`, `close`, `advance`, `at`,
 //! `apply` and `delete` (the agents recompile, keep their caches, and the datapath receives
 //! the difference), `restart-agent` (caches restored as after a Cilium restart) and
-//! `update-zone`. Every event is kept as text (`hubble observe` style) and as Hubble's JSON.
-//! Property tests of the two-phase flow (soundness, completeness, hold, deny wins,
-//! determinism) live in `tests/two_phase.rs`.
+//! `update-zone`. Property tests of the two-phase flow (soundness, completeness, hold, deny
+//! wins, determinism) live in `tests/two_phase.rs`.
 #![forbid(unsafe_code)]
 
 pub mod lint;
 pub mod scenario;
-pub mod sim;
+pub mod simulation;
 
 pub use scenario::{Scenario, ScenarioError};
-pub use sim::{DatapathFactory, Report, Simulation};
+pub use simulation::{DatapathFactory, Report, Simulation};

@@ -88,6 +88,106 @@ fn unknown_keys_bad_durations_and_unknown_nodes_name_their_path() {
     assert_eq!(path, "zone[0].value");
 }
 
+/// The key path and reason of the error loading `steps` (without building the cluster).
+fn load_error(steps: &str) -> (String, String) {
+    match Scenario::from_str("s.yaml", &format!("{HEAD}steps:\n{steps}")) {
+        Err(ScenarioError::Invalid { file, path, reason }) => {
+            assert_eq!(file, "s.yaml");
+            (path, reason)
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted {steps}"),
+    }
+}
+
+#[test]
+fn steps_are_checked_when_the_file_is_loaded() {
+    let cases = [
+        (
+            "  - connect: {pod: default/a, ip: 1.2.3.4, port: 80, protocol: icmp}\n",
+            "steps[0].connect.protocol",
+            "ICMP is not TCP or UDP",
+        ),
+        (
+            "  - connect: {pod: default/a, ip: 1.2.3.4, name: a.com, port: 80}\n",
+            "steps[0].connect",
+            "set exactly one of ip or name",
+        ),
+        (
+            "  - connect: 5\n",
+            "steps[0].connect",
+            "invalid type: integer `5`, expected struct ConnectStep",
+        ),
+        (
+            "  - advance: 1s\n  - resolve: {pod: default/a, name: a.com, type: MX}\n",
+            "steps[1].resolve.type",
+            "MX is not A or AAAA",
+        ),
+        (
+            "  - update-zone: [{name: a.com, type: A, value: x}]\n",
+            "steps[0].update-zone[0].value",
+            "\"x\" is not a valid A value",
+        ),
+        (
+            "  - apply: {}\n",
+            "steps[0].apply",
+            "set exactly one of path or inline",
+        ),
+        (
+            "  - {}\n",
+            "steps[0]",
+            "a step needs one action (resolve, connect, advance, send, close, apply, delete, restart-agent, update-zone)",
+        ),
+        (
+            "  - {at: 1s, send: {connection: c}, close: {connection: c}}\n",
+            "steps[0]",
+            "a step has one action; this one has send, close",
+        ),
+        (
+            "  - 5\n",
+            "steps[0]",
+            "invalid type: integer `5`, expected struct Step",
+        ),
+    ];
+    for (steps, path, reason) in cases {
+        assert_eq!(load_error(steps), (path.into(), reason.into()), "{steps}");
+    }
+}
+
+#[test]
+fn each_step_reads_as_its_one_action() {
+    use fqdnpath_sim::scenario::{Action, Destination, Dur, Protocol, QueryType};
+    use std::time::Duration;
+    let scenario = Scenario::from_str(
+        "s.yaml",
+        &format!(
+            "{HEAD}steps:\n  - at: 5s\n  - {{at: 6s, connect: {{pod: default/a, name: a.com, port: 443, protocol: udp, as: c}}, expect: {{verdict: DROPPED}}}}\n  - resolve: {{pod: default/a, name: a.com, type: AAAA}}\n  - advance: 1m\n"
+        ),
+    )
+    .unwrap();
+    let steps = &scenario.steps;
+    assert_eq!(steps[0].at, Some(Dur(Duration::from_secs(5))));
+    assert_eq!(steps[0].action, Action::Wait);
+    let Action::Connect(connect) = &steps[1].action else {
+        panic!("{:?}", steps[1].action);
+    };
+    assert_eq!(connect.to, Destination::Name("a.com".into()));
+    assert_eq!(connect.protocol, Protocol::Udp);
+    assert_eq!(connect.alias.as_deref(), Some("c"));
+    assert_eq!(
+        steps[1].expect.as_ref().and_then(|e| e.verdict.as_deref()),
+        Some("DROPPED")
+    );
+    let Action::Resolve(resolve) = &steps[2].action else {
+        panic!("{:?}", steps[2].action);
+    };
+    assert_eq!(resolve.kind, QueryType::Aaaa);
+    assert_eq!(
+        steps[3].action,
+        Action::Advance(Dur(Duration::from_secs(60)))
+    );
+}
+
 #[test]
 fn steps_on_unknown_pods_are_input_errors() {
     let scenario = Scenario::from_str(
