@@ -152,7 +152,7 @@ fn large_input() -> (Vec<NetworkPolicy>, Vec<Endpoint>) {
     }
     let endpoints = (0..100u16)
         .map(|j| Endpoint {
-            id: j + 1,
+            id: fqdnpath::names::EndpointId(j + 1),
             namespace: format!("ns{}", j % 10),
             name: format!("pod{j}"),
             labels: BTreeMap::from([("app".to_owned(), format!("app{}", j % 50))]),

@@ -97,7 +97,7 @@ pub fn policies(yaml: &str) -> Vec<NetworkPolicy> {
 /// The client pod the datapath benches judge (`default/client`, `app: client`, 10.0.0.1).
 pub fn client() -> Endpoint {
     Endpoint {
-        id: 1,
+        id: fqdnpath::names::EndpointId(1),
         namespace: "default".into(),
         name: "client".into(),
         labels: BTreeMap::from([("app".to_owned(), "client".to_owned())]),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use fqdnpath_agent::{Agent, AgentConfig, RejectCode};
 use fqdnpath_cache::FqdnConfig;
 use fqdnpath_datapath::service::{LocalRedirect, Pod, Service, ServicePort, ServiceTable};
-use fqdnpath_policy::compile::Endpoint;
+use fqdnpath_policy::compile::{Endpoint, EndpointId};
 use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
 use fqdnpath_policy::{Manifest, load_file};
@@ -34,7 +34,7 @@ pub(super) fn pods(scenario: &Scenario) -> Result<Vec<SimPod>, ScenarioError> {
             ip: p.ip,
             labels: p.labels.clone(),
             dns: p.dns.as_ref().map(|d| (d.role, d.upstream.clone())),
-            endpoint: 0,
+            endpoint: EndpointId(0),
         });
     }
     for ds in &scenario.cluster.daemonsets {
@@ -50,7 +50,7 @@ pub(super) fn pods(scenario: &Scenario) -> Result<Vec<SimPod>, ScenarioError> {
                 ip: IpAddr::from([10, 0, third, last]),
                 labels: ds.labels.clone(),
                 dns: ds.dns.as_ref().map(|d| (d.role, d.upstream.clone())),
-                endpoint: 0,
+                endpoint: EndpointId(0),
             });
         }
     }
@@ -63,7 +63,7 @@ pub(super) fn pods(scenario: &Scenario) -> Result<Vec<SimPod>, ScenarioError> {
                 format!("IP {} is used twice", p.ip),
             ));
         }
-        p.endpoint = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        p.endpoint = EndpointId(u16::try_from(i + 1).unwrap_or(u16::MAX));
     }
     Ok(pods)
 }
@@ -212,7 +212,7 @@ impl Simulation {
                 .map_err(|e| self.invalid("manifests", e.to_string()))?;
             let mut datapath = factory(node)
                 .map_err(|e| self.invalid("cluster.nodes", format!("datapath for {node}: {e}")))?;
-            let local: BTreeSet<u16> = self
+            let local: BTreeSet<EndpointId> = self
                 .pods
                 .iter()
                 .filter(|p| &p.node == node)

@@ -12,7 +12,7 @@ use fqdnpath_agent::{QueryDecision, hold};
 use fqdnpath_cache::hickory_proto::op::ResponseCode;
 use fqdnpath_cache::hickory_proto::rr::RecordType;
 use fqdnpath_cache::wire::ResponseBuilder;
-use fqdnpath_cache::{EndpointId, Timestamp, observe};
+use fqdnpath_cache::{Timestamp, observe};
 use fqdnpath_datapath::Packet;
 use fqdnpath_datapath::Verdict;
 use fqdnpath_datapath::conntrack::TcpFlags;
@@ -141,7 +141,7 @@ impl Simulation {
                 let now = self.now;
                 let latency = self.scenario.datapath.update_latency.0;
                 let max_delay = self.scenario.agent.tofqdns_proxy_response_max_delay.0;
-                if let Ok(learned) = node.agent.on_response(EndpointId(pod.endpoint), &wire, now) {
+                if let Ok(learned) = node.agent.on_response(pod.endpoint, &wire, now) {
                     // Nothing new to program (Cilium returns early): no wait.
                     let programmed = if learned.deltas.is_empty() {
                         now

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use fqdnpath_policy::compile::{Compiler, Prefix};
+use fqdnpath_policy::compile::{Compiler, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::PolicyVerdict;
 
@@ -141,7 +141,7 @@ impl Simulation {
 /// The verdict part of `explain`: the entry that decides and the rules behind it.
 fn verdict_lines(
     compiler: &Compiler,
-    endpoint: u16,
+    endpoint: EndpointId,
     identity: Identity,
     protocol: Protocol,
     port: u16,

@@ -63,7 +63,7 @@ struct SimPod {
     ip: IpAddr,
     labels: BTreeMap<String, String>,
     dns: Option<(DnsRoleKind, Option<String>)>,
-    endpoint: u16,
+    endpoint: EndpointId,
 }
 
 impl SimPod {
@@ -233,10 +233,6 @@ impl Simulation {
             if self.next_ct_gc <= next {
                 for node in self.nodes.values_mut() {
                     let live = node.datapath.conntrack_gc(next);
-                    let live: Vec<(EndpointId, IpAddr)> = live
-                        .into_iter()
-                        .map(|(e, ip)| (EndpointId(e), ip))
-                        .collect();
                     node.agent.ct_gc(next, &live);
                 }
                 self.next_ct_gc = next

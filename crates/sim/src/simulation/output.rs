@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use fqdnpath_cache::{Observation, Timestamp};
+use fqdnpath_cache::{EndpointId, Observation, Timestamp};
 use fqdnpath_datapath::{FlowEvent, Verdict};
 use fqdnpath_policy::policymap::{MatchType, PROTO_UDP};
 
@@ -28,7 +28,7 @@ pub struct Line {
 /// One end of a flow, as Hubble's JSON shows it.
 pub(super) struct Peer<'a> {
     /// The pod at the address, if there is one: endpoint ID, namespace and name.
-    pub(super) pod: Option<(u16, &'a str, &'a str)>,
+    pub(super) pod: Option<(EndpointId, &'a str, &'a str)>,
     /// The numeric identity.
     pub(super) identity: u32,
     /// The identity's labels.

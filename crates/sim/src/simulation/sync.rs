@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use fqdnpath_agent::Agent;
 use fqdnpath_datapath::Datapath;
-use fqdnpath_policy::compile::{Compiler, Delta, Prefix};
+use fqdnpath_policy::compile::{Compiler, Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{PolicyAction, PolicyKey};
 
@@ -25,12 +25,12 @@ pub(super) enum Pending {
 /// What a compiler holds for one node: the ipcache and the local endpoints' policy maps.
 pub(super) struct Target {
     ipcache: BTreeMap<Prefix, Identity>,
-    policies: Vec<(u16, BTreeMap<PolicyKey, PolicyAction>)>,
+    policies: Vec<(EndpointId, BTreeMap<PolicyKey, PolicyAction>)>,
 }
 
 impl Target {
     /// What `compiler` compiled for the `local` endpoints.
-    fn of(compiler: &Compiler, local: &[u16]) -> Self {
+    fn of(compiler: &Compiler, local: &[EndpointId]) -> Self {
         Self {
             ipcache: compiler.ipcache().clone(),
             policies: local
@@ -114,7 +114,7 @@ impl Simulation {
             } else {
                 agent.adopt(&snapshot).map_err(|e| e.to_string())?;
             }
-            let local: Vec<u16> = self
+            let local: Vec<EndpointId> = self
                 .pods
                 .iter()
                 .filter(|p| &p.node == name)
