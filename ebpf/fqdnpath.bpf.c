@@ -32,14 +32,6 @@
 #include "lib/state.h"
 #include "lib/events.h"
 
-/* The bare lookups the full program is measured against (benches/kernel.rs). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 1024);
-} fqdn_bare_hash SEC(".maps");
-
 /*
  * Judges a parsed egress IP packet of one family. Inlined once per family, with family a
  * constant, so that every map lookup has a call site of its own with one map: the verifier
@@ -180,25 +172,6 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 	if (pkt.family == 4)
 		return ingress_ip(st, &pkt, &ev, now, 4);
 	return ingress_ip(st, &pkt, &ev, now, 6);
-}
-
-/* One IPv4 LPM lookup and one hash lookup, no parsing beyond the address: the floor the full
- * program's cost is compared with. */
-SEC("classifier")
-int fqdnpath_bare(struct __sk_buff *skb)
-{
-	struct fqdnpath_ipcache_key4 key = {.prefixlen = 32};
-	struct fqdnpath_ipcache_value *value;
-	__u32 identity = FQDNPATH_IDENTITY_WORLD;
-	__u32 *hit;
-
-	if (bpf_skb_load_bytes(skb, ETH_HLEN_ + 16, key.addr, 4) < 0)
-		return TC_ACT_SHOT;
-	value = bpf_map_lookup_elem(&fqdn_ipcache4, &key);
-	if (value)
-		identity = value->identity;
-	hit = bpf_map_lookup_elem(&fqdn_bare_hash, &identity);
-	return hit ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

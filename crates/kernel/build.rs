@@ -1,6 +1,7 @@
-//! Compiles `ebpf/fqdnpath.bpf.c` with clang (`BPF_CLANG`, else `clang` from `PATH`) into
-//! `$OUT_DIR/fqdnpath.bpf.o`, which the crate embeds. It includes the headers of `ebpf/lib/`
-//! and `ebpf/include/`.
+//! Compiles the eBPF C with clang (`BPF_CLANG`, else `clang` from `PATH`) into two objects
+//! the crate embeds: `ebpf/fqdnpath.bpf.c` into `$OUT_DIR/fqdnpath.bpf.o` (the datapath) and
+//! `ebpf/bench.bpf.c` into `$OUT_DIR/bench.bpf.o` (the bench's baseline, embedded only with the
+//! `test-support` feature). Both include the headers of `ebpf/lib/` and `ebpf/include/`.
 //!
 //! Without clang the crate still builds: the `fqdnpath_bpf` cfg stays unset, the backend
 //! reports itself unavailable and the kernel tests skip with one line saying why. With
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The sources, each compiled into the object of the same stem.
-const SOURCES: [&str; 1] = ["fqdnpath.bpf.c"];
+const SOURCES: [&str; 2] = ["fqdnpath.bpf.c", "bench.bpf.c"];
 /// The header directories the sources include from.
 const HEADER_DIRS: [&str; 2] = ["include", "lib"];
 
@@ -45,7 +46,7 @@ fn main() {
             "FQDNPATH_REQUIRE_KERNEL=1 but {why} (install clang and libbpf-dev)"
         );
         println!("cargo::warning=fqdnpath-kernel: {why}; the kernel backend is unavailable");
-        println!("cargo::rustc-env=FQDNPATH_BPF_MISSING={why}");
+        println!("cargo::rustc-env=FQDNPATH_BPF_CLANG={clang}");
         return;
     }
     for source in SOURCES {
