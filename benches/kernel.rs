@@ -3,7 +3,8 @@
 //! - `kernel_verdict/{full,bare,model}/N`: one egress verdict with N learned /32 prefixes in
 //!   the ipcache. `full` is the eBPF program (parse, endpoint, ipcache LPM, policy LPM,
 //!   conntrack, counters, flow event), timed by the kernel through `BPF_PROG_TEST_RUN`; `bare`
-//!   is the baseline in the same object and run, one IPv4 LPM lookup and one hash lookup; `model`
+//!   is the baseline in the same run (its own object, `ebpf/bench.bpf.c`, with a copy of the
+//!   datapath's IPv4 ipcache), one IPv4 LPM lookup and one hash lookup; `model`
 //!   is the reference datapath's verdict for the same packets. Each run rotates over 64
 //!   destinations spread across the prefixes.
 //! - `answer_to_enforced/K`: from a DNS answer's wire bytes with K new addresses (behind one
@@ -28,7 +29,7 @@ use fqdnpath::cache::{Fqdn, Timestamp};
 use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::frame::build_frame;
 use fqdnpath::datapath::{Datapath, MapSizes, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
-use fqdnpath::kernel::{Clock, KernelDatapath};
+use fqdnpath::kernel::{Baseline, Clock, KernelDatapath};
 use fqdnpath::policy::compile::Compiler;
 use fqdnpath::policy::manifest::NetworkPolicy;
 
@@ -67,12 +68,12 @@ fn fill(n: u32, kernel: &mut KernelDatapath, model: &mut ReferenceDatapath) {
     }
 }
 
-/// Kernel time of `iters` runs of `program`, rotating over `frames`; at most 8192 runs per
-/// test run so that the ring buffer (16384 events) never fills and every run emits its event.
-/// (The per-run time the kernel reports is rounded down to whole nanoseconds.)
+/// Kernel time of `iters` runs of a program (`time`: one frame, a number of runs, the time per
+/// run), rotating over `frames`; at most 8192 runs per test run so that the ring buffer (16384
+/// events) never fills and every run emits its event. (The per-run time the kernel reports is
+/// rounded down to whole nanoseconds.)
 fn kernel_time(
-    kernel: &mut KernelDatapath,
-    program: &'static str,
+    mut time: impl FnMut(&[u8], u32) -> Duration,
     frames: &[Vec<u8>],
     iters: u64,
 ) -> Duration {
@@ -81,9 +82,7 @@ fn kernel_time(
     let mut i = 0;
     while left > 0 {
         let repeat = left.min(8192) as u32;
-        let per_run = kernel
-            .time_program(program, &frames[i % frames.len()], repeat)
-            .unwrap();
+        let per_run = time(&frames[i % frames.len()], repeat);
         total += per_run * repeat;
         left -= u64::from(repeat);
         i += 1;
@@ -97,7 +96,7 @@ fn kernel_time(
 fn verdict_setup(
     n: u32,
     kernel: &mut KernelDatapath,
-) -> (ReferenceDatapath, Vec<Packet>, Vec<Vec<u8>>) {
+) -> (ReferenceDatapath, Baseline, Vec<Packet>, Vec<Vec<u8>>) {
     kernel.reset().unwrap();
     let mut model = ReferenceDatapath::default();
     fill(n, kernel, &mut model);
@@ -114,7 +113,8 @@ fn verdict_setup(
         .collect();
     let frames: Vec<Vec<u8>> = packets.iter().map(|p| build_frame(p, 0)).collect();
     let identity = model.egress(&packets[0], Timestamp::ZERO).dst_identity;
-    kernel.fill_bare_hash(identity).unwrap();
+    let mut bare = Baseline::load(kernel).unwrap();
+    bare.fill_hash(identity).unwrap();
     for p in &packets {
         assert_eq!(
             kernel.egress(p, Timestamp::ZERO).verdict,
@@ -122,11 +122,9 @@ fn verdict_setup(
         );
         assert_eq!(model.egress(p, Timestamp::ZERO).verdict, Verdict::Forwarded);
     }
-    let (bare_dropped, _) = kernel
-        .test_run(KernelDatapath::BARE, &frames[0], Timestamp::ZERO)
-        .unwrap();
+    let bare_dropped = bare.test_run(&frames[0]).unwrap();
     assert!(!bare_dropped, "the baseline finds the identity");
-    (model, packets, frames)
+    (model, bare, packets, frames)
 }
 
 fn bench_verdict(c: &mut Criterion, kernel: &mut KernelDatapath) {
@@ -134,12 +132,25 @@ fn bench_verdict(c: &mut Criterion, kernel: &mut KernelDatapath) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
     for n in [1_000u32, 100_000] {
-        let (mut model, packets, frames) = verdict_setup(n, kernel);
+        let (mut model, mut bare, packets, frames) = verdict_setup(n, kernel);
         group.bench_with_input(BenchmarkId::new("full", n), &n, |b, _| {
-            b.iter_custom(|iters| kernel_time(kernel, KernelDatapath::EGRESS, &frames, iters));
+            b.iter_custom(|iters| {
+                let time = |frame: &[u8], repeat| {
+                    kernel
+                        .time_program(KernelDatapath::EGRESS, frame, repeat)
+                        .unwrap()
+                };
+                kernel_time(time, &frames, iters)
+            });
         });
         group.bench_with_input(BenchmarkId::new("bare", n), &n, |b, _| {
-            b.iter_custom(|iters| kernel_time(kernel, KernelDatapath::BARE, &frames, iters));
+            b.iter_custom(|iters| {
+                kernel_time(
+                    |frame, repeat| bare.time(frame, repeat).unwrap(),
+                    &frames,
+                    iters,
+                )
+            });
         });
         group.bench_with_input(BenchmarkId::new("model", n), &n, |b, _| {
             let mut i = 0;
@@ -161,18 +172,19 @@ fn paired_ratios(kernel: &mut KernelDatapath) {
     const ROUNDS: usize = 41;
     println!("kernel_verdict paired rounds ({ROUNDS} alternating rounds, 64 frames x 2048 runs):");
     for n in [1_000u32, 100_000] {
-        let (_, _, frames) = verdict_setup(n, kernel);
-        let per_run = |kernel: &mut KernelDatapath, program: &'static str| -> f64 {
-            let total: Duration = frames
-                .iter()
-                .map(|f| kernel.time_program(program, f, 2048).unwrap())
-                .sum();
+        let (_, mut baseline, _, frames) = verdict_setup(n, kernel);
+        let per_run = |time: &mut dyn FnMut(&[u8]) -> Duration| -> f64 {
+            let total: Duration = frames.iter().map(|f| time(f)).sum();
             total.as_secs_f64() * 1e9 / f64::from(u32::try_from(frames.len()).unwrap())
         };
         let rounds: Vec<(f64, f64)> = (0..ROUNDS)
             .map(|_| {
-                let full = per_run(kernel, KernelDatapath::EGRESS);
-                let bare = per_run(kernel, KernelDatapath::BARE);
+                let full = per_run(&mut |f| {
+                    kernel
+                        .time_program(KernelDatapath::EGRESS, f, 2048)
+                        .unwrap()
+                });
+                let bare = per_run(&mut |f| baseline.time(f, 2048).unwrap());
                 (full, bare)
             })
             .collect();

@@ -12,6 +12,7 @@
 mod plots;
 
 use std::env;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 /// System packages the project needs, as (a shell test that proves it is there, its Debian
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Some("test") => deps().and_then(|()| test(&args[1..])),
         Some("deps") => deps(),
         Some("fuzz") => fuzz(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10)),
-        Some("bench") => run("cargo", &["bench"]),
+        Some("bench") => run("cargo", &["bench", "--all-features"]),
         Some("plots") => plots::plots(),
         _ => {
             eprintln!("usage: cargo xtask <test|deps|fuzz [SECONDS]|bench|plots>");
@@ -104,28 +105,24 @@ fn deps() -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
-    // The eBPF C, in the kernel's style (ebpf/.clang-format).
-    run(
-        "clang-format",
-        &[
-            "--dry-run",
-            "--Werror",
-            "ebpf/fqdnpath.bpf.c",
-            "ebpf/include/fqdnpath_abi.h",
-        ],
-    )?;
+    // The eBPF C, in the kernel's style (ebpf/.clang-format): every .c and .h under ebpf/.
+    let sources = c_sources(Path::new("ebpf"))?;
+    let mut args = vec!["--dry-run", "--Werror"];
+    args.extend(sources.iter().map(String::as_str));
+    run("clang-format", &args)?;
     run(
         "cargo",
         &[
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
         ],
     )?;
-    let mut args = vec!["test", "--workspace"];
+    let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));
     // As root (CI), the eBPF object must build and the kernel tests must run: a skip would
     // count as a pass. Elsewhere they skip with one line saying why.
@@ -155,6 +152,24 @@ const FUZZ_TARGETS: &[&str] = &[
     // Root only (CI is root); elsewhere it returns at once.
     "kernel_frames",
 ];
+
+/// The `.c` and `.h` files under `dir`, at any depth, sorted.
+fn c_sources(dir: &Path) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            found.extend(c_sources(&path)?);
+        } else if path.extension().is_some_and(|ext| ext == "c" || ext == "h") {
+            found.push(path.display().to_string());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
 
 /// Runs every fuzz target for `seconds` from a copy of its seed corpus, so the checkout
 /// stays clean. A crash fails the run (its input lands in fuzz/artifacts/).

@@ -1,33 +1,34 @@
-//! Network namespaces and veth pairs for the end-to-end tests and the demo, made with
-//! iproute2's `ip` and removed on drop (also when a test panics).
+//! Network namespaces and veth pairs for the end-to-end tests and the demo (feature
+//! `test-support`), made with iproute2's `ip` and removed on drop (also when a test panics).
 //!
 //! aya resolves interface names and speaks netlink in the calling thread's network
 //! namespace, so attaching in a namespace means entering it on this thread
 //! ([`NetNs::enter`]) and coming back afterwards (the guard's drop).
 
-use std::fs::File;
-use std::os::fd::AsFd as _;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
-
 use crate::KernelError;
+use crate::attach::InNamespace;
 
 /// Runs `ip` with `args`; an error says which command failed and what it printed.
 pub fn ip(args: &[&str]) -> Result<(), KernelError> {
+    let owned = || args.iter().map(|a| (*a).to_owned()).collect();
     let output = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| KernelError::Netns(format!("running ip {}: {e}", args.join(" "))))?;
+        .map_err(|source| KernelError::IpSpawn {
+            args: owned(),
+            source,
+        })?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(KernelError::Netns(format!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+        Err(KernelError::IpFailed {
+            args: owned(),
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
     }
 }
 
@@ -41,31 +42,14 @@ pub fn ip_in(ns: &str, args: &[&str]) -> Result<(), KernelError> {
 /// A thread inside a network namespace; back in the namespace it came from on drop.
 #[derive(Debug)]
 pub struct NetNs {
-    home: File,
+    /// Held for its drop, which moves the thread back.
+    _inside: InNamespace,
 }
 
 impl NetNs {
     /// Moves this thread into the namespace named `name` (`/var/run/netns/<name>`).
     pub fn enter(name: &str) -> Result<Self, KernelError> {
-        let home = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| KernelError::Netns(format!("opening this thread's namespace: {e}")))?;
-        let target = File::open(format!("/var/run/netns/{name}"))
-            .map_err(|e| KernelError::Netns(format!("opening namespace {name}: {e}")))?;
-        move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))
-            .map_err(|e| KernelError::Netns(format!("entering namespace {name}: {e}")))?;
-        Ok(Self { home })
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        if let Err(e) =
-            move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network))
-        {
-            // The thread would stay in a namespace that is about to be deleted: nothing it
-            // does after this is trustworthy.
-            panic!("could not return to the original network namespace: {e}");
-        }
+        InNamespace::enter(name).map(|inside| Self { _inside: inside })
     }
 }
 

@@ -9,7 +9,8 @@ use fqdnpath_datapath::conformance::{self, Factory, t, tcp};
 use fqdnpath_datapath::frame::build_frame;
 use fqdnpath_datapath::{Datapath, MapSizes, PROTO_UDP, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_kernel::{Clock, KernelDatapath, kernel_tests_enabled};
-use fqdnpath_policy::compile::Compiler;
+use fqdnpath_policy::compile::{Compiler, Delta, Prefix};
+use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::DropReason;
 
 fn kernel_factory(case: &str) -> Option<Box<Factory<'static>>> {
@@ -153,4 +154,25 @@ fn kernel_events_carry_the_redirect_mark_and_the_virtual_time() {
     );
     let https = build_frame(&tcp("10.0.1.10", "8.8.8.8", 1, 443), 0);
     assert_eq!(dp.egress_mark(&https, t(43)).unwrap(), 0);
+}
+
+#[test]
+fn kernel_bench_baseline_finds_the_identities_of_its_hash() {
+    let Some((_, mut dp)) = kernel("kernel_bench_baseline") else {
+        return;
+    };
+    let learned = Identity(16_777_300);
+    dp.apply(&[Delta::IpcacheUpsert {
+        prefix: Prefix::host("192.0.2.7".parse().unwrap()),
+        identity: learned,
+    }])
+    .unwrap();
+    // The baseline copies the datapath's IPv4 ipcache when it loads.
+    let mut bare = fqdnpath_kernel::Baseline::load(&dp).unwrap();
+    bare.fill_hash(learned).unwrap();
+    let to_learned = build_frame(&tcp("10.0.1.10", "192.0.2.7", 1, 443), 0);
+    let to_world = build_frame(&tcp("10.0.1.10", "192.0.2.8", 1, 443), 0);
+    assert!(!bare.test_run(&to_learned).unwrap());
+    assert!(bare.test_run(&to_world).unwrap());
+    bare.time(&to_learned, 16).unwrap();
 }

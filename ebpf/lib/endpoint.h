@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
+/*
+ * The endpoints of this node: one hash map per family from address to endpoint (its id,
+ * identity and flags), and a per-CPU cache of the last one found.
+ */
+#ifndef FQDNPATH_LIB_ENDPOINT_H
+#define FQDNPATH_LIB_ENDPOINT_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "../include/fqdnpath_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct fqdnpath_endpoint_key4);
+	__type(value, struct fqdnpath_endpoint_value);
+	__uint(max_entries, 1024);
+} fqdn_endpoints4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct fqdnpath_endpoint_key6);
+	__type(value, struct fqdnpath_endpoint_value);
+	__uint(max_entries, 1024);
+} fqdn_endpoints6 SEC(".maps");
+
+/*
+ * The generation of the endpoint maps: userspace bumps it after every change to them, so that
+ * a CPU's cached endpoint (fqdn_endpoint_cache) is used only while it is current.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+} fqdn_endpoints_gen SEC(".maps");
+
+/*
+ * Per CPU, the last endpoint found and the generation it was found in. A program runs per
+ * endpoint interface, as Cilium's, so consecutive packets on a CPU mostly come from one
+ * endpoint: the cache answers them with two inlined array lookups and a compare, where the
+ * hash lookup costs four kernel calls (hash, bucket walk, memcmp).
+ */
+struct endpoint_cache {
+	__u64 gen;
+	__u32 family; /* 0: empty */
+	__u32 pad;
+	__u8 addr[16];
+	struct fqdnpath_endpoint_value value;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct endpoint_cache);
+	__uint(max_entries, 1);
+} fqdn_endpoint_cache SEC(".maps");
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b, const __u8 family)
+{
+	if (family == 4)
+		return *(const __u32 *)a == *(const __u32 *)b;
+	return ((const __u64 *)a)[0] == ((const __u64 *)b)[0] &&
+	       ((const __u64 *)a)[1] == ((const __u64 *)b)[1];
+}
+
+/* The endpoint at addr: this CPU's cached one when it is that and current, else the map's. */
+static __always_inline const struct fqdnpath_endpoint_value *endpoint(const __u8 family,
+								      const __u8 *addr)
+{
+	struct fqdnpath_endpoint_value *ep;
+	struct endpoint_cache *cache;
+	__u32 zero = 0;
+	__u64 gen, *genp;
+
+	genp = bpf_map_lookup_elem(&fqdn_endpoints_gen, &zero);
+	cache = bpf_map_lookup_elem(&fqdn_endpoint_cache, &zero);
+	if (!genp || !cache)
+		return 0;
+	/* Read before the map: a change racing the lookup leaves the cache stale, never current. */
+	gen = *(volatile __u64 *)genp;
+	if (cache->family == family && cache->gen == gen && addr_eq(cache->addr, addr, family))
+		return &cache->value;
+	if (family == 4) {
+		struct fqdnpath_endpoint_key4 key;
+
+		__builtin_memcpy(key.addr, addr, 4);
+		ep = bpf_map_lookup_elem(&fqdn_endpoints4, &key);
+	} else {
+		struct fqdnpath_endpoint_key6 key;
+
+		__builtin_memcpy(key.addr, addr, 16);
+		ep = bpf_map_lookup_elem(&fqdn_endpoints6, &key);
+	}
+	if (!ep)
+		return 0;
+	cache->value = *ep;
+	__builtin_memcpy(cache->addr, addr, 16);
+	cache->gen = gen;
+	cache->family = family;
+	return &cache->value;
+}
+
+#endif /* FQDNPATH_LIB_ENDPOINT_H */
