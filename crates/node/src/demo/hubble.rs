@@ -1,18 +1,30 @@
-//! The demo's wall clock and its output lines: flow events in `hubble observe`'s compact
-//! style, laid out as the simulator prints them (`fqdnpath run`), so that both read the same.
-//! Self-contained on purpose: the `fqdnpath-hubble` crate is to replace it.
+//! The demo's Hubble flows: the kernel's flow events and the client's DNS answers turned into
+//! [`fqdnpath_hubble::Flow`]s on the wall clock, which the crate's compact printer writes as
+//! the simulator prints its flows (`fqdnpath run`), so that both read the same.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fqdnpath_cache::Timestamp;
+use fqdnpath_cache::{Observation, Timestamp};
 use fqdnpath_datapath::{FlowEvent, PROTO_TCP, PROTO_UDP, Verdict};
-use fqdnpath_policy::policymap::{DropReason, MatchType};
+use fqdnpath_hubble::{
+    CiliumEventType, Dns, DropReason, Endpoint, Flow, FlowType, Icmp, Ip, L7FlowType, Layer4,
+    Layer7, Sctp, TcpFlags, Time, TrafficDirection,
+};
+use fqdnpath_policy::identity::Identity;
+use fqdnpath_policy::policymap::DropReason as PolicyDropReason;
 
 use crate::clock::now;
 
+/// SCTP's IP protocol number.
+const PROTO_SCTP: u8 = 132;
+/// ICMP's IP protocol number.
+const PROTO_ICMP: u8 = 1;
+/// `ICMPv6`'s IP protocol number.
+const PROTO_ICMPV6: u8 = 58;
+
 /// Turns monotonic timestamps ([`now`], the clock of the eBPF program's flow events) into
-/// wall-clock time (UTC), as Hubble prints it.
+/// wall-clock time (UTC), as Hubble stamps its flows.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WallClock {
     /// Wall-clock nanoseconds since the Unix epoch minus monotonic nanoseconds.
@@ -31,153 +43,183 @@ impl WallClock {
         }
     }
 
-    /// `Nov 29 16:00:00.123`.
-    pub(crate) fn format(self, t: Timestamp) -> String {
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let wall = u128::try_from(i128::from(t.as_nanos()) + self.offset).unwrap_or(0);
-        let millis = (wall / 1_000_000) % 1000;
-        let secs = u64::try_from(wall / 1_000_000_000).unwrap_or(0);
-        let (month, day) = month_day(secs / 86_400);
-        let in_day = secs % 86_400;
-        format!(
-            "{} {day:02} {:02}:{:02}:{:02}.{millis:03}",
-            MONTHS[month],
-            in_day / 3600,
-            (in_day / 60) % 60,
-            in_day % 60
-        )
+    /// The wall-clock time of the monotonic timestamp `t` (the Unix epoch if out of range).
+    pub(crate) fn time(self, t: Timestamp) -> Time {
+        let at = jiff::Timestamp::from_nanosecond(i128::from(t.as_nanos()) + self.offset)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        Time::from_timestamp(at)
     }
 }
 
-/// The month (0-based) and day of the month of `days` days after 1970-01-01.
-fn month_day(mut days: u64) -> (usize, u64) {
-    let leap = |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
-    let mut year = 1970;
-    while days >= if leap(year) { 366 } else { 365 } {
-        days -= if leap(year) { 366 } else { 365 };
-        year += 1;
-    }
-    let lengths = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    for (month, len) in lengths.into_iter().enumerate() {
-        if days < len {
-            return (month, days + 1);
-        }
-        days -= len;
-    }
-    (11, 31)
-}
-
-/// Who is behind an address: pods by `namespace/name`, anything else by its address.
+/// Who is behind an address: the demo's pods, each by its namespace and name.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Names {
-    pods: Vec<(IpAddr, String)>,
+    /// (address, namespace, name).
+    pods: Vec<(IpAddr, String, String)>,
 }
 
 impl Names {
     /// Names `ip` as `pod` (`namespace/name`).
     pub(crate) fn add(&mut self, ip: IpAddr, pod: &str) {
-        self.pods.push((ip, pod.to_owned()));
+        let (namespace, name) = pod.split_once('/').unwrap_or(("", pod));
+        self.pods.push((ip, namespace.to_owned(), name.to_owned()));
     }
 
-    /// The pod at `ip`, or the address itself.
+    /// The pod at `ip` (`namespace/name`), or the address itself.
     pub(crate) fn describe(&self, ip: IpAddr) -> String {
+        match self.pod(ip) {
+            Some((namespace, name)) => format!("{namespace}/{name}"),
+            None => ip.to_string(),
+        }
+    }
+
+    fn pod(&self, ip: IpAddr) -> Option<(&str, &str)> {
         self.pods
             .iter()
-            .find(|(a, _)| *a == ip)
-            .map_or_else(|| ip.to_string(), |(_, name)| name.clone())
+            .find(|(a, _, _)| *a == ip)
+            .map(|(_, namespace, name)| (namespace.as_str(), name.as_str()))
+    }
+
+    /// The end of a flow at `ip`: its pod if it is one, and its identity when known.
+    fn endpoint(&self, ip: IpAddr, identity: Option<Identity>) -> Endpoint {
+        let (namespace, pod_name) = self.pod(ip).unwrap_or_default();
+        Endpoint {
+            identity: identity.map(|i| i.0),
+            namespace: namespace.to_owned(),
+            pod_name: pod_name.to_owned(),
+            ..Endpoint::default()
+        }
     }
 }
 
 /// The TCP flags as Hubble lists them. The event keeps SYN, FIN and RST; ACK is on every
-/// segment of a connection but its opening SYN (and a bare RST), so it is written from that.
-fn tcp_flags(event: &FlowEvent) -> String {
+/// segment of a connection but its opening SYN (and a bare RST), so it is set from that.
+fn tcp_flags(event: &FlowEvent) -> TcpFlags {
     let f = event.packet.flags;
     let opening = f.syn && !event.is_reply;
-    let mut flags = Vec::new();
-    if f.syn {
-        flags.push("SYN");
+    TcpFlags {
+        syn: f.syn,
+        ack: !opening && !f.rst,
+        fin: f.fin,
+        rst: f.rst,
+        ..TcpFlags::default()
     }
-    if !opening && !f.rst {
-        flags.push("ACK");
-    }
-    if f.fin {
-        flags.push("FIN");
-    }
-    if f.rst {
-        flags.push("RST");
-    }
-    flags.join(", ")
 }
 
-/// One flow event as a line: time, source, destination, identities, then the verdict.
-pub(crate) fn flow_line(event: &FlowEvent, clock: WallClock, names: &Names) -> String {
+/// The transport header of the event's packet.
+fn layer4(event: &FlowEvent) -> Option<Layer4> {
     let p = &event.packet;
-    let proto = match p.proto {
-        PROTO_TCP => format!("TCP Flags: {}", tcp_flags(event)),
-        PROTO_UDP => "UDP".to_owned(),
-        other => format!("protocol {other}"),
-    };
-    let direction = if event.egress { "EGRESS" } else { "INGRESS" };
+    match p.proto {
+        PROTO_TCP => {
+            let mut l4 = Layer4::tcp(p.sport, p.dport);
+            if let Some(tcp) = &mut l4.tcp {
+                tcp.flags = Some(tcp_flags(event));
+            }
+            Some(l4)
+        }
+        PROTO_UDP => Some(Layer4::udp(p.sport, p.dport)),
+        PROTO_SCTP => Some(Layer4 {
+            sctp: Some(Sctp {
+                source_port: Some(p.sport.into()),
+                destination_port: Some(p.dport.into()),
+            }),
+            ..Layer4::default()
+        }),
+        PROTO_ICMP => Some(Layer4 {
+            icmpv4: Some(Icmp::default()),
+            ..Layer4::default()
+        }),
+        PROTO_ICMPV6 => Some(Layer4 {
+            icmpv6: Some(Icmp::default()),
+            ..Layer4::default()
+        }),
+        _ => None,
+    }
+}
+
+/// One of the kernel's flow events as Hubble's flow, at `time`, its ends named by `names`.
+pub(crate) fn flow(event: &FlowEvent, time: Time, names: &Names) -> Flow {
+    let p = &event.packet;
     let verdict = match event.verdict {
-        Verdict::Dropped => {
-            let reason = match event.drop_reason {
-                Some(DropReason::PolicyDenied) | None => "Policy denied",
-                Some(DropReason::PolicyDeny) => "Policy denied by denylist",
-                Some(other) => other.desc(),
-            };
-            format!(
-                "policy-verdict:{} {direction} DENIED ({proto}) DROPPED ({reason})",
-                MatchType::verdict_label(event.match_type)
-            )
-        }
-        Verdict::Forwarded if event.is_reply || !event.egress => {
-            format!("to-endpoint FORWARDED ({proto})")
-        }
-        Verdict::Forwarded => format!(
-            "policy-verdict:{} EGRESS ALLOWED ({proto}) FORWARDED",
-            MatchType::verdict_label(event.match_type)
-        ),
-        Verdict::Redirected => format!(
-            "policy-verdict:{} EGRESS ALLOWED ({proto}) REDIRECTED (to-proxy)",
-            MatchType::verdict_label(event.match_type)
-        ),
+        Verdict::Forwarded => fqdnpath_hubble::Verdict::Forwarded,
+        Verdict::Dropped => fqdnpath_hubble::Verdict::Dropped,
+        Verdict::Redirected => fqdnpath_hubble::Verdict::Redirected,
     };
-    format!(
-        "{} {}:{} (ID:{}) -> {}:{} (ID:{}) {verdict}",
-        clock.format(event.time),
-        names.describe(p.src),
-        p.sport,
-        event.src_identity,
-        names.describe(p.dst),
-        p.dport,
-        event.dst_identity,
-    )
+    // A drop is a drop notification, whose sub-type is the reason; the rest are policy
+    // verdicts, as the simulator writes them.
+    let reason = event.drop_reason.map(PolicyDropReason::code);
+    let event_type = match event.verdict {
+        Verdict::Dropped => CiliumEventType {
+            event_type: Some(CiliumEventType::DROP),
+            sub_type: reason.map(i32::from),
+        },
+        Verdict::Forwarded | Verdict::Redirected => {
+            CiliumEventType::of(CiliumEventType::POLICY_VERDICT)
+        }
+    };
+    Flow {
+        time: Some(time),
+        verdict,
+        drop_reason: reason.map(u32::from),
+        ip: Some(Ip::new(p.src, p.dst)),
+        l4: layer4(event),
+        source: Some(names.endpoint(p.src, Some(event.src_identity))),
+        destination: Some(names.endpoint(p.dst, Some(event.dst_identity))),
+        flow_type: FlowType::L3L4,
+        event_type: Some(event_type),
+        traffic_direction: if event.egress {
+            TrafficDirection::Egress
+        } else {
+            TrafficDirection::Ingress
+        },
+        policy_match_type: Some(event.match_type.map_or(0, |m| u32::from(m.code()))),
+        drop_reason_desc: reason.map_or(DropReason::DropReasonUnknown, |code| {
+            DropReason::from_number(i32::from(code))
+        }),
+        is_reply: Some(event.is_reply),
+        ..Flow::default()
+    }
+}
+
+/// The DNS answer `answer` from `server` as the client at `client` got it, at `time`: an L7
+/// flow, as the proxy's access log gives Hubble one.
+pub(crate) fn dns_response(
+    answer: &Observation,
+    server: IpAddr,
+    client: IpAddr,
+    time: Time,
+    names: &Names,
+) -> Flow {
+    Flow {
+        time: Some(time),
+        verdict: fqdnpath_hubble::Verdict::Forwarded,
+        ip: Some(Ip::new(server, client)),
+        source: Some(names.endpoint(server, None)),
+        destination: Some(names.endpoint(client, None)),
+        flow_type: FlowType::L7,
+        event_type: Some(CiliumEventType::of(CiliumEventType::ACCESS_LOG)),
+        traffic_direction: TrafficDirection::Egress,
+        is_reply: Some(true),
+        l7: Some(Layer7 {
+            l7_type: L7FlowType::Response,
+            dns: Some(Dns {
+                query: answer.qname.as_str().to_owned(),
+                ips: Some(answer.addresses.iter().map(ToString::to_string).collect()),
+                ttl: Some(if answer.ttl == u32::MAX {
+                    0
+                } else {
+                    answer.ttl
+                }),
+                cnames: Some(answer.cnames.clone()),
+                rcode: Some(u32::from(u16::from(answer.rcode))),
+                qtypes: Some(vec![answer.qtype.to_string()]),
+                ..Dns::default()
+            }),
+            ..Layer7::default()
+        }),
+        ..Flow::default()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::month_day;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(month_day(0), (0, 1));
-        assert_eq!(month_day(59), (2, 1)); // 1970-03-01
-        assert_eq!(month_day(19_782), (1, 29)); // 2024-02-29
-        assert_eq!(month_day(20_786), (10, 29)); // 2026-11-29
-    }
-}
+mod tests;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use fqdnpath_agent::Agent;
 use fqdnpath_cache::{Observation, Timestamp, observe};
 use fqdnpath_datapath::{Datapath, FlowEvent, MapSizes, PROTO_TCP};
+use fqdnpath_hubble::{Flow, compact};
 use fqdnpath_kernel::netns::{Namespace, NetNs, VethEnd, veth_pair};
 use fqdnpath_kernel::{Clock, KernelDatapath};
 use fqdnpath_policy::identity::Identity;
@@ -20,7 +21,7 @@ use fqdnpath_policy::policymap::Protocol;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use super::hubble::{Names, WallClock, flow_line};
+use super::hubble::{self, Names, WallClock};
 use super::world::{self, Questions};
 use super::{
     APP_IP, CLIENT_ENDPOINT, CLIENT_POD, CONNECT_TIMEOUT, DNS_SERVER_IP, DNS_TIMEOUT, DemoError,
@@ -42,8 +43,8 @@ pub(super) struct Lab {
     questions: Questions,
     names: Names,
     clock: WallClock,
-    /// What the client saw: (when, text).
-    client_log: Vec<(Timestamp, String)>,
+    /// The DNS answers the client got, as Hubble flows, not printed yet: (when, flow).
+    answers: Vec<(Timestamp, Flow)>,
     /// Flow events read but not printed yet.
     events: Vec<FlowEvent>,
     next_id: u16,
@@ -204,7 +205,7 @@ impl Lab {
             questions: Questions::default(),
             names,
             clock: WallClock::new(),
-            client_log: Vec::new(),
+            answers: Vec::new(),
             events: Vec::new(),
             next_id: 0x1d00,
             last_answer: None,
@@ -307,14 +308,20 @@ impl Lab {
     /// Every line not printed yet (flow events, proxy and GC notes, the client's answers),
     /// in time order.
     pub(super) fn timeline(&mut self) -> Vec<String> {
+        let (clock, names) = (self.clock, &self.names);
         let mut lines: Vec<(Timestamp, String)> = self
             .events
             .drain(..)
-            .map(|e| (e.time, flow_line(&e, self.clock, &self.names)))
+            .map(|e| {
+                let flow = hubble::flow(&e, clock.time(e.time), names);
+                (e.time, compact(&flow).to_string())
+            })
             .collect();
-        let notes = lock(&self.node).take_log();
-        for (t, text) in notes.into_iter().chain(self.client_log.drain(..)) {
-            lines.push((t, format!("{} {text}", self.clock.format(t))));
+        for (t, text) in lock(&self.node).take_log() {
+            lines.push((t, format!("{} {text}", clock.time(t).stamp_milli())));
+        }
+        for (t, flow) in self.answers.drain(..) {
+            lines.push((t, compact(&flow).to_string()));
         }
         lines.sort_by_key(|(t, _)| *t);
         lines.into_iter().map(|(_, l)| l).collect()
@@ -345,17 +352,15 @@ impl Lab {
         if answer.id != id {
             return Err(format!("an answer with ID {} to query {id}", answer.id));
         }
-        let ips: Vec<String> = answer.addresses.iter().map(ToString::to_string).collect();
-        self.client_log.push((
-            now(),
-            format!(
-                "{CLIENT_POD} dns-response {} {} {} [{}]",
-                answer.qname,
-                answer.qtype,
-                answer.rcode_name(),
-                ips.join(",")
-            ),
-        ));
+        let at = now();
+        let flow = hubble::dns_response(
+            &answer,
+            IpAddr::V4(PROXY_IP),
+            IpAddr::V4(POD_IP),
+            self.clock.time(at),
+            &self.names,
+        );
+        self.answers.push((at, flow));
         Ok(answer)
     }
 

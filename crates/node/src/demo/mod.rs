@@ -16,12 +16,13 @@
 //! `NodeLocal DNSCache` listens. The proxy enforces the policy's `rules.dns`, forwards allowed
 //! queries to the authoritative server, learns from the answers, programs the kernel maps and
 //! only then releases each answer. Every packet of the pod is judged in the kernel; the flow
-//! events from the ring buffer are printed as Hubble lines.
+//! events from the ring buffer are printed as Hubble flows, in the simulator's compact form.
 //!
 //! - `lab`: namespaces, links, datapath, threads; the client's two actions.
 //! - `steps`: the seven steps and their checks; step 6 runs the node's [`GcLoop`](crate::GcLoop).
 //! - `world`: the authoritative DNS server (hickory-proto) and the TCP services.
-//! - `hubble`: the wall clock and the output lines (until `fqdnpath-hubble` prints them).
+//! - `hubble`: the kernel's flow events and the client's DNS answers as
+//!   [`fqdnpath_hubble::Flow`]s on the wall clock, printed with [`fqdnpath_hubble::compact()`].
 
 mod hubble;
 mod lab;
