@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use fqdnpath_policy::manifest::SourceError;
 use fqdnpath_policy::manifest::types::Operator;
 use fqdnpath_policy::{Manifest, ManifestError, load_file, load_str};
 
@@ -374,7 +375,10 @@ fn lrp_rules_follow_cilium() {
 #[test]
 fn invalid_yaml_and_non_manifests_are_typed_errors() {
     let err = load_str("bad.yaml", "a: [1, 2\n").unwrap_err();
-    assert!(matches!(err, ManifestError::Yaml { .. }), "{err}");
+    assert!(
+        matches!(err, ManifestError::Source(SourceError::Yaml { .. })),
+        "{err}"
+    );
     assert!(
         err.to_string().starts_with("bad.yaml: invalid YAML"),
         "{err}"
@@ -387,5 +391,5 @@ fn invalid_yaml_and_non_manifests_are_typed_errors() {
     assert_eq!(path, "apiVersion");
     assert!(reason.contains("cilium.io/v2"), "{reason}");
     let err = load_file(&reference("no-such-file.yaml")).unwrap_err();
-    assert!(matches!(err, ManifestError::Io { .. }));
+    assert!(matches!(err, ManifestError::Source(SourceError::Io { .. })));
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 use fqdnpath_names::name::labels;
 use fqdnpath_policy::labels::{Labels, peer_selector, subject_selector};
 use fqdnpath_policy::manifest::types::LabelSelector;
-use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy};
+use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, read_text};
 use fqdnpath_policy::{Located, Manifest, load_file, load_str};
 
 use crate::scenario::{DnsMode, DnsRoleKind, Scenario, ScenarioError};
@@ -61,10 +61,7 @@ pub fn lint_files(paths: &[&Path]) -> Result<Vec<Finding>, ScenarioError> {
     let mut manifests = Vec::new();
     for path in paths {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            file: file.clone(),
-            source,
-        })?;
+        let text = read_text(path)?;
         if text.contains("fqdnpath/v1") && text.contains("Scenario") {
             findings.extend(lint_scenario(&Scenario::load(path)?)?);
             continue;

@@ -12,6 +12,7 @@
 //! and column in its errors. (`serde_yaml` is deprecated, and its maintained forks parse with
 //! `unsafe-libyaml`, a machine translation of C.)
 
+pub mod source;
 pub mod types;
 pub(crate) mod validate;
 
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+pub use source::{SourceError, read_text};
 pub use types::{LocalRedirectPolicy, NetworkPolicy};
 
 /// A numeric port as Cilium parses one (Go's base-0 integers: `53`, `0x35`); `None` for a
@@ -154,23 +156,9 @@ impl Loaded {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("{file}: {source}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not valid YAML.
-    #[error("{file}: invalid YAML: {message}")]
-    Yaml {
-        /// The file.
-        file: String,
-        /// The parser's message, with line and column.
-        message: String,
-    },
+    /// The file could not be read, or is not YAML.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A document is not a valid resource.
     #[error("{origin}: {path}: {reason}", path = if path.is_empty() { "(document)" } else { path })]
     Invalid {
@@ -195,21 +183,14 @@ impl ManifestError {
 
 /// Loads every resource of a YAML file.
 pub fn load_file(path: &Path) -> Result<Loaded, ManifestError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
-        file: file.clone(),
-        source,
-    })?;
-    load_str(&file, &text)
+    let text = read_text(path)?;
+    load_str(&path.display().to_string(), &text)
 }
 
 /// Loads every resource of YAML `text`; `file` names it in errors and warnings.
 pub fn load_str(file: &str, text: &str) -> Result<Loaded, ManifestError> {
     let documents: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
-            file: file.to_owned(),
-            message: e.to_string(),
-        })?;
+        serde_saphyr::from_multiple(text).map_err(|e| SourceError::yaml(file, e))?;
     let mut loaded = Loaded::default();
     for (index, document) in documents.into_iter().enumerate() {
         let origin = Origin {

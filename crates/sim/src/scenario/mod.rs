@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use fqdnpath_policy::manifest::{SourceError, read_text};
+
 pub use cluster::{
     ClusterSpec, DaemonSetSpec, DnsMode, DnsRole, DnsRoleKind, PodSpec, ServicePortSpec,
     ServiceSpec,
@@ -42,23 +44,9 @@ pub const API_VERSION: &str = "fqdnpath/v1";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("{file}: {source}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The text is not valid YAML.
-    #[error("{file}: invalid YAML: {message}")]
-    Yaml {
-        /// The file.
-        file: String,
-        /// The parser's message with line and column.
-        message: String,
-    },
+    /// The file could not be read, or is not YAML (the same error as a manifest file's).
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A key is missing, unknown or wrong.
     #[error("{file}: {path}: {reason}", path = if path.is_empty() { "(document)" } else { path })]
     Invalid {
@@ -131,12 +119,8 @@ fn typed<T: DeserializeOwned>(file: &str, value: serde_json::Value) -> Result<T,
 impl Scenario {
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            file: file.clone(),
-            source,
-        })?;
-        let mut scenario = Self::from_str(&file, &text)?;
+        let text = read_text(path)?;
+        let mut scenario = Self::from_str(&path.display().to_string(), &text)?;
         scenario.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(scenario)
     }
@@ -144,10 +128,7 @@ impl Scenario {
     /// Reads a scenario from text; `file` names it in errors.
     pub fn from_str(file: &str, text: &str) -> Result<Self, ScenarioError> {
         let value: serde_json::Value =
-            serde_saphyr::from_str(text).map_err(|e| ScenarioError::Yaml {
-                file: file.to_owned(),
-                message: e.to_string(),
-            })?;
+            serde_saphyr::from_str(text).map_err(|e| SourceError::yaml(file, e))?;
         Self::from_value(file, value)
     }
 
