@@ -389,6 +389,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_reads_as_its_proto_name_or_that_name_in_lower_camel_case() {
+        use crate::layers::Tcp;
+        let tcp = |json: &str| serde_json::from_str::<Tcp>(json);
+        let read = tcp(r#"{"sourcePort": 1, "destination_port": 2}"#).unwrap();
+        assert_eq!(
+            (read.source_port, read.destination_port),
+            (Some(1), Some(2))
+        );
+        let other_spellings = r#"{"SourcePort": 1, "source_Port": 2, "sourceport": 3}"#;
+        assert_eq!(tcp(other_spellings).unwrap(), Tcp::default(), "ignored");
+        let both = tcp(r#"{"source_port": 1, "sourcePort": 2}"#).unwrap_err();
+        assert!(
+            both.to_string().contains("duplicate field `source_port`"),
+            "{both}"
+        );
+    }
+
+    #[test]
     fn integers_out_of_range_or_not_integers_are_errors() {
         for bad in [
             r#"{"small": 4294967296}"#,
