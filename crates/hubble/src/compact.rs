@@ -65,20 +65,18 @@ impl fmt::Display for Compact<'_> {
         {
             return write_dns(f, flow, l7, dns);
         }
-        let ports = flow.l4.as_ref().and_then(Layer4::ports);
-        let ip = flow.ip.as_ref();
-        write_end(
-            f,
-            flow.source.as_ref(),
-            ip.map_or("", |i| i.source.as_str()),
-            ports.map(|(s, _)| s),
-        )?;
+        let (source_port, destination_port) = flow.l4.as_ref().and_then(Layer4::ports).unzip();
+        let (source_ip, destination_ip) = flow
+            .ip
+            .as_ref()
+            .map_or(("", ""), |ip| (ip.source.as_str(), ip.destination.as_str()));
+        write_end(f, flow.source.as_ref(), source_ip, source_port)?;
         f.write_str(" -> ")?;
         write_end(
             f,
             flow.destination.as_ref(),
-            ip.map_or("", |i| i.destination.as_str()),
-            ports.map(|(_, d)| d),
+            destination_ip,
+            destination_port,
         )?;
         f.write_str(" ")?;
         match &flow.l7 {

@@ -119,6 +119,9 @@ macro_rules! proto_enum {
                 })
             }
         }
+
+        /// Omitted at the zero value; `null` reads as it.
+        impl crate::wire::Field for $name {}
     };
 }
 

@@ -15,6 +15,8 @@
 //!   [`FlowType`], ...), which keep values this crate does not know.
 //! - [`time`]: [`Time`], an RFC 3339 time that writes back the text it was read from.
 //! - [`compact`](mod@compact): the one-line text form of a flow, as `fqdnpath run` prints it.
+//! - `wire` (private): jsonpb's rules on keys and values, once, and the `message!` macro that
+//!   declares every message above with them.
 //!
 //! # The JSON
 //!

@@ -33,6 +33,13 @@ fn with_flags(mut flow: Flow, flags: TcpFlags) -> Flow {
     flow
 }
 
+/// Asserts that the compact line of `flow` ends with `tail`.
+#[track_caller]
+fn assert_line_ends_with(flow: &Flow, tail: &str) {
+    let line = compact(flow).to_string();
+    assert!(line.ends_with(tail), "{line:?} does not end with {tail:?}");
+}
+
 #[test]
 fn tcp_flags_are_printed_only_when_the_flow_has_them() {
     let flow = demo_flow(Verdict::Forwarded);
@@ -49,10 +56,9 @@ fn tcp_flags_are_printed_only_when_the_flow_has_them() {
         syn: true,
         ..TcpFlags::default()
     };
-    assert!(
-        compact(&with_flags(flow, syn))
-            .to_string()
-            .ends_with("policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: SYN) FORWARDED")
+    assert_line_ends_with(
+        &with_flags(flow, syn),
+        "policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: SYN) FORWARDED",
     );
     // The kernel demo's denied connect.
     let denied = Flow {
@@ -63,10 +69,11 @@ fn tcp_flags_are_printed_only_when_the_flow_has_them() {
         }),
         ..with_flags(demo_flow(Verdict::Dropped), syn)
     };
-    assert!(compact(&denied).to_string().ends_with(
+    assert_line_ends_with(
+        &denied,
         "-> 198.51.100.10:8080 (ID:2) policy-verdict:none EGRESS DENIED (TCP Flags: SYN) DROPPED \
-         (Policy denied)"
-    ));
+         (Policy denied)",
+    );
 }
 
 #[test]
@@ -100,20 +107,12 @@ fn a_reply_or_an_ingress_packet_forwarded_goes_to_the_endpoint() {
         is_reply: Some(true),
         ..with_flags(demo_flow(Verdict::Forwarded), ack)
     };
-    assert!(
-        compact(&reply)
-            .to_string()
-            .ends_with(" to-endpoint FORWARDED (TCP Flags: SYN, ACK)")
-    );
+    assert_line_ends_with(&reply, " to-endpoint FORWARDED (TCP Flags: SYN, ACK)");
     let ingress = Flow {
         traffic_direction: TrafficDirection::Ingress,
         ..demo_flow(Verdict::Forwarded)
     };
-    assert!(
-        compact(&ingress)
-            .to_string()
-            .ends_with(" to-endpoint FORWARDED (TCP)")
-    );
+    assert_line_ends_with(&ingress, " to-endpoint FORWARDED (TCP)");
 }
 
 #[test]
@@ -177,11 +176,7 @@ fn the_deprecated_drop_reason_number_stands_in_for_a_missing_description() {
         drop_reason: Some(181),
         ..demo_flow(Verdict::Dropped)
     };
-    assert!(
-        compact(&flow)
-            .to_string()
-            .ends_with("DROPPED (Policy denied by denylist)")
-    );
+    assert_line_ends_with(&flow, "DROPPED (Policy denied by denylist)");
 }
 
 #[test]
@@ -273,9 +268,8 @@ fn another_l7_flow_says_its_kind() {
         }),
         ..demo_flow(Verdict::Forwarded)
     };
-    assert!(
-        compact(&flow)
-            .to_string()
-            .ends_with("-> 198.51.100.10:8080 (ID:16777217) http-request FORWARDED")
+    assert_line_ends_with(
+        &flow,
+        "-> 198.51.100.10:8080 (ID:16777217) http-request FORWARDED",
     );
 }
