@@ -47,22 +47,7 @@ impl Dns {
     /// without a name; an unset code is `NOERROR` (jsonpb omits 0).
     pub fn rcode_name(&self) -> String {
         let rcode = self.rcode.unwrap_or(0);
-        let name = match rcode {
-            0 => "NOERROR",
-            1 => "FORMERR",
-            2 => "SERVFAIL",
-            3 => "NXDOMAIN",
-            4 => "NOTIMP",
-            5 => "REFUSED",
-            6 => "YXDOMAIN",
-            7 => "YXRRSET",
-            8 => "NXRRSET",
-            9 => "NOTAUTH",
-            10 => "NOTZONE",
-            16 => "BADVERS",
-            n => return format!("RCODE{n}"),
-        };
-        name.to_owned()
+        u16::try_from(rcode).map_or_else(|_| format!("RCODE{rcode}"), fqdnpath_names::rcode_name)
     }
 }
 

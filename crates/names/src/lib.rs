@@ -10,6 +10,7 @@
 //! - [`set`]: a [`SelectorSet`] that returns every selector matching a name in one pass over the
 //!   name, in time that does not grow with the number of selectors (Cilium runs one regular
 //!   expression per selector).
+//! - [`rcode`]: DNS response codes by their mnemonics.
 //! - [`time`] and [`endpoint`]: the two base types every crate above shares: [`Timestamp`]
 //!   (time is an input, never read from a clock) and [`EndpointId`].
 //!
@@ -19,6 +20,7 @@
 pub mod endpoint;
 mod keyhash;
 pub mod name;
+pub mod rcode;
 pub mod selector;
 pub mod set;
 mod swar;
@@ -26,6 +28,7 @@ pub mod time;
 
 pub use endpoint::EndpointId;
 pub use name::{Fqdn, normalize};
+pub use rcode::rcode_name;
 pub use selector::{
     FqdnSelector, MAX_SELECTOR_LEN, Pattern, SelectorError, SelectorField, Validation,
 };

@@ -103,25 +103,10 @@ impl Observation {
     }
 }
 
-/// The mnemonic of a response code (`NOERROR`, `FORMERR`, `SERVFAIL`, `NXDOMAIN`, `NOTIMP`,
-/// `REFUSED`, ...), or `RCODE<n>` for one without a name.
+/// The mnemonic of a response code (`NOERROR`, `NXDOMAIN`, ...), or `RCODE<n>` for one
+/// without a name ([`fqdnpath_names::rcode_name`]).
 pub fn rcode_name(rcode: ResponseCode) -> String {
-    let name = match u16::from(rcode) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        n => return format!("RCODE{n}"),
-    };
-    name.to_owned()
+    fqdnpath_names::rcode_name(u16::from(rcode))
 }
 
 thread_local! {
