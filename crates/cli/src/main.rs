@@ -20,7 +20,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use fqdnpath_datapath::{Datapath, MapSizes};
+use fqdnpath_datapath::{Datapath, DatapathError, MapSizes};
 use fqdnpath_kernel::{Clock, KernelDatapath};
 use fqdnpath_sim::{Scenario, Simulation};
 
@@ -71,7 +71,7 @@ fn explain(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(2)
         }
     }
@@ -92,7 +92,7 @@ fn lint(files: &[String]) -> ExitCode {
             findings.len()
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", chain(&e));
             return ExitCode::from(2);
         }
     };
@@ -105,10 +105,27 @@ fn lint(files: &[String]) -> ExitCode {
 }
 
 /// A node's datapath in the kernel, on the simulator's clock.
-fn kernel_datapath(_node: &str) -> Result<Box<dyn Datapath>, String> {
-    KernelDatapath::load(MapSizes::default(), Clock::Virtual)
-        .map(|d| Box::new(d) as Box<dyn Datapath>)
-        .map_err(|e| e.to_string())
+fn kernel_datapath(_node: &str) -> Result<Box<dyn Datapath>, DatapathError> {
+    Ok(Box::new(KernelDatapath::load(
+        MapSizes::default(),
+        Clock::Virtual,
+    )?))
+}
+
+/// An error with its chain of sources, `: `-separated, as the user reads it (a source whose
+/// words the message already ends with is not repeated).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.ends_with(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn run(args: &[String]) -> ExitCode {
@@ -160,7 +177,7 @@ fn run(args: &[String]) -> ExitCode {
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", chain(&e));
                 return ExitCode::from(2);
             }
         };
@@ -207,5 +224,46 @@ fn main() -> ExitCode {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+    use fqdnpath_datapath::DatapathError;
+    use fqdnpath_sim::scenario::ScenarioError;
+
+    #[test]
+    fn a_backend_error_reaches_the_user_with_its_chain() {
+        let error = ScenarioError::Datapath {
+            file: "s.yaml".into(),
+            node: "node-1".into(),
+            source: DatapathError::Backend(Box::new(std::io::Error::other("no BPF here"))),
+        };
+        assert_eq!(
+            chain(&error),
+            "s.yaml: cluster.nodes: datapath for node-1: datapath backend: no BPF here"
+        );
+    }
+
+    /// An error whose message already ends with its source's, as `SourceError::Io` does.
+    #[derive(Debug)]
+    struct Says(std::io::Error);
+
+    impl std::fmt::Display for Says {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "p.yaml: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Says {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_source_the_message_already_says_is_not_repeated() {
+        assert_eq!(chain(&Says(std::io::Error::other("gone"))), "p.yaml: gone");
     }
 }

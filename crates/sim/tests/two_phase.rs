@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use fqdnpath_datapath::{Datapath, MapSizes};
+use fqdnpath_datapath::{Datapath, DatapathError, MapSizes};
 use fqdnpath_kernel::{Clock, KernelDatapath, kernel_tests_enabled};
 use fqdnpath_sim::{Scenario, Simulation};
 use proptest::prelude::*;
@@ -219,10 +219,11 @@ proptest! {
     }
 }
 
-fn kernel_datapath(_node: &str) -> Result<Box<dyn Datapath>, String> {
-    KernelDatapath::load(MapSizes::default(), Clock::Virtual)
-        .map(|d| Box::new(d) as Box<dyn Datapath>)
-        .map_err(|e| e.to_string())
+fn kernel_datapath(_node: &str) -> Result<Box<dyn Datapath>, DatapathError> {
+    Ok(Box::new(KernelDatapath::load(
+        MapSizes::default(),
+        Clock::Virtual,
+    )?))
 }
 
 /// The kernel run of the scenario `load` gives: its report (lines with their Hubble JSON,

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use fqdnpath_datapath::DatapathError;
 use fqdnpath_policy::manifest::{SourceError, read_text};
 
 pub use cluster::{
@@ -47,6 +48,17 @@ pub enum ScenarioError {
     /// The file could not be read, or is not YAML (the same error as a manifest file's).
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A node's datapath could not be made; the backend's error is the source.
+    #[error("{file}: cluster.nodes: datapath for {node}")]
+    Datapath {
+        /// The scenario file.
+        file: String,
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: DatapathError,
+    },
     /// A key is missing, unknown or wrong.
     #[error("{file}: {path}: {reason}", path = if path.is_empty() { "(document)" } else { path })]
     Invalid {

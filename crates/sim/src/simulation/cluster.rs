@@ -210,8 +210,11 @@ impl Simulation {
         for node in &self.scenario.cluster.nodes {
             let agent = Agent::new(config, &self.policies, &endpoints)
                 .map_err(|e| self.invalid("manifests", e.to_string()))?;
-            let mut datapath = factory(node)
-                .map_err(|e| self.invalid("cluster.nodes", format!("datapath for {node}: {e}")))?;
+            let mut datapath = factory(node).map_err(|source| ScenarioError::Datapath {
+                file: self.scenario.file.clone(),
+                node: node.clone(),
+                source,
+            })?;
             let local: BTreeSet<EndpointId> = self
                 .pods
                 .iter()

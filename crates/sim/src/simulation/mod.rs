@@ -40,7 +40,7 @@ use std::time::Duration;
 use fqdnpath_agent::Agent;
 use fqdnpath_cache::{DNS_GC_INTERVAL, EndpointId, Timestamp};
 use fqdnpath_datapath::service::{Service, ServiceTable};
-use fqdnpath_datapath::{Datapath, FlowEvent, Packet, ReferenceDatapath, Verdict};
+use fqdnpath_datapath::{Datapath, DatapathError, FlowEvent, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy};
 
@@ -92,7 +92,7 @@ pub struct Report {
 }
 
 /// Makes a node's datapath, given the node's name.
-pub type DatapathFactory<'a> = dyn FnMut(&str) -> Result<Box<dyn Datapath>, String> + 'a;
+pub type DatapathFactory<'a> = dyn FnMut(&str) -> Result<Box<dyn Datapath>, DatapathError> + 'a;
 
 /// A running simulation.
 pub struct Simulation {
