@@ -9,7 +9,8 @@
 //!   Policies; one agent ([`fqdnpath_agent`]) and one reference datapath per node;
 //!   authoritative and caching DNS servers answering real wire messages; a virtual clock with
 //!   the DNS GC and the connection-tracking GC on schedule; expectations; `explain`; every
-//!   event as text (`hubble observe` style) and as Hubble's JSON.
+//!   flow and DNS answer as Hubble's flow ([`fqdnpath_hubble::GetFlowsResponse`], in each
+//!   [`simulation::Line`]), printed as text (`hubble observe` style) or as Hubble's JSON.
 //!
 //! Every step of the format runs: `resolve`, `connect`, `send`, `close`, `advance`, `at`,
 //! `apply` and `delete` (the agents recompile, keep their caches, and the datapath receives

@@ -2,13 +2,11 @@
 //! writes them. The calendar arithmetic is jiff's.
 
 use fqdnpath_cache::Timestamp;
-use jiff::fmt::{strtime, temporal::DateTimePrinter};
+use fqdnpath_hubble::Time;
+use jiff::fmt::strtime;
 
 /// t=0 of every scenario, 2026-11-29T16:00:00Z, in seconds since the Unix epoch.
 const START: i64 = 1_795_968_000;
-
-/// The RFC 3339 printer of Hubble's JSON: always nine fractional digits.
-const RFC3339: DateTimePrinter = DateTimePrinter::new().precision(Some(9));
 
 /// The calendar time of `t`. Every [`Timestamp`] (at most 585 years after the start) is in
 /// jiff's range.
@@ -25,10 +23,10 @@ pub(crate) fn text(t: Timestamp) -> String {
     strtime::format("%b %d %H:%M:%S%.3f", civil(t)).unwrap_or_default()
 }
 
-/// The time as Hubble's JSON writes it (RFC 3339, nanoseconds):
-/// `2026-11-29T16:00:00.000000000Z`.
-pub(crate) fn rfc3339(t: Timestamp) -> String {
-    RFC3339.timestamp_to_string(&civil(t))
+/// The time of a flow at `t`, which Hubble's JSON writes in RFC 3339 with nanoseconds
+/// (`2026-11-29T16:00:00.000000000Z`) and `hubble observe` as [`text`] does.
+pub(crate) fn time(t: Timestamp) -> Time {
+    Time::from_timestamp(civil(t))
 }
 
 #[cfg(test)]
@@ -39,6 +37,13 @@ mod tests {
 
     fn at(seconds: u64, nanos: u64) -> Timestamp {
         Timestamp::from_nanos(seconds * 1_000_000_000 + nanos)
+    }
+
+    /// The time of a flow as Hubble's JSON writes it; its compact form is [`text`]'s.
+    fn rfc3339(t: Timestamp) -> String {
+        let time = time(t);
+        assert_eq!(time.stamp_milli().to_string(), text(t));
+        time.as_str().to_owned()
     }
 
     #[test]

@@ -179,17 +179,10 @@ impl Simulation {
     ) -> Observed {
         match observe(wire) {
             Ok(o) => {
-                let json = if self.json_output {
-                    let destination = self.peer(&pod.node, pod.ip, 0);
-                    output::dns_json(self.now, &pod.node, &destination, qname, &o)
-                } else {
-                    serde_json::Value::Null
-                };
-                self.report.lines.push(Line {
-                    time: self.now,
-                    text: output::dns_text(self.now, &pod.key(), qname, &o),
-                    json,
-                });
+                let destination = self.peer(&pod.node, pod.ip, 0);
+                let flow = output::dns_response(self.now, &pod.node, destination, qname, &o);
+                let line = Line::new(self.now, flow, self.json_output);
+                self.report.lines.push(line);
                 self.answers
                     .insert((pod.key(), qname.to_owned()), o.addresses.clone());
                 observed.rcode = Some(o.rcode_name());

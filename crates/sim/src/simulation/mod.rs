@@ -20,7 +20,7 @@
 //! - `dns`: the resolve path, the authoritative server and the node-local caches;
 //! - `sync`: map changes on their way from the agents to the datapaths;
 //! - `expect`: what a step observed, checked against its `expect`;
-//! - `output`: Hubble's text and JSON of each flow and DNS answer ([`Line`]);
+//! - `output`: each flow and DNS answer as Hubble's flow, with its text and JSON ([`Line`]);
 //! - `explain`: `fqdnpath explain`;
 //! - `clock`: the scenario's calendar and Hubble's time formats.
 
@@ -113,8 +113,8 @@ pub struct Simulation {
     report: Report,
     policies: Vec<NetworkPolicy>,
     lrps: Vec<LocalRedirectPolicy>,
-    /// Whether lines carry their Hubble JSON (built only when asked for: it costs more than
-    /// the step itself).
+    /// Whether lines carry their Hubble JSON as a `serde_json::Value` (built only when asked
+    /// for: it costs more than the step itself).
     json_output: bool,
 }
 
@@ -262,31 +262,21 @@ impl Simulation {
         self.pods.iter().find(|p| p.key() == key)
     }
 
-    /// The pod at `ip` as `namespace/name`, or the address.
-    fn describe(&self, ip: IpAddr) -> String {
-        self.pods
-            .iter()
-            .find(|p| p.ip == ip)
-            .map_or_else(|| ip.to_string(), SimPod::key)
-    }
-
-    /// One end of a flow seen on `node`, for Hubble's JSON.
-    fn peer(&self, node: &str, ip: IpAddr, identity: u32) -> output::Peer<'_> {
+    /// One end of a flow seen on `node`: the pod at `ip` if there is one, the identity and
+    /// its labels as the node's agent knows them.
+    fn peer(&self, node: &str, ip: IpAddr, identity: u32) -> fqdnpath_hubble::Endpoint {
         let labels: Vec<String> = self
             .nodes
             .get(node)
             .and_then(|n| n.agent.compiler().identity_labels(Identity(identity)))
             .map(|l| l.iter().map(ToString::to_string).collect())
             .unwrap_or_default();
-        output::Peer {
-            pod: self
-                .pods
-                .iter()
-                .find(|p| p.ip == ip)
-                .map(|p| (p.endpoint, p.namespace.as_str(), p.name.as_str())),
-            identity,
-            labels,
-        }
+        let pod = self
+            .pods
+            .iter()
+            .find(|p| p.ip == ip)
+            .map(|p| (p.endpoint, p.namespace.as_str(), p.name.as_str()));
+        output::endpoint(pod, identity, labels)
     }
 
     /// A packet leaving a pod on `node`: judged by the node's datapath, with its line.
@@ -304,31 +294,23 @@ impl Simulation {
     /// Records the line of a flow seen on `node`.
     fn flow_line(&mut self, node: &str, event: &FlowEvent) {
         let p = &event.packet;
-        let text = output::flow_text(event, &self.describe(p.src), &self.describe(p.dst));
-        let json = if self.json_output {
-            let names: Vec<String> = self
-                .nodes
-                .get(node)
-                .map(|n| {
-                    n.agent
-                        .caches()
-                        .global_names(p.dst)
-                        .iter()
-                        .map(|f| f.as_str().trim_end_matches('.').to_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let source = self.peer(node, p.src, event.src_identity.0);
-            let destination = self.peer(node, p.dst, event.dst_identity.0);
-            output::flow_json(event, node, &source, &destination, &names)
-        } else {
-            serde_json::Value::Null
-        };
-        self.report.lines.push(Line {
-            time: event.time,
-            text,
-            json,
-        });
+        let names: Vec<String> = self
+            .nodes
+            .get(node)
+            .map(|n| {
+                n.agent
+                    .caches()
+                    .global_names(p.dst)
+                    .iter()
+                    .map(|f| f.as_str().trim_end_matches('.').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let source = self.peer(node, p.src, event.src_identity.0);
+        let destination = self.peer(node, p.dst, event.dst_identity.0);
+        let flow = output::flow(event, node, source, destination, names);
+        let line = Line::new(event.time, flow, self.json_output);
+        self.report.lines.push(line);
     }
 }
 

@@ -1,14 +1,18 @@
-//! Hubble's view of a run: each flow and each DNS answer as a line of text in the style of
-//! `hubble observe`, and as the JSON object `hubble observe -o json` prints.
+//! Hubble's view of a run: each flow and each DNS answer as Hubble's flow
+//! ([`GetFlowsResponse`], from `fqdnpath-hubble`), printed with that crate's compact printer
+//! (`hubble observe`'s style) and serialised as `hubble observe -o json` prints it.
 //!
-//! Self-contained: it knows Hubble's format and nothing of the simulation's state, which hands
-//! it plain values (the event, the names of both ends, their identities and labels).
+//! Self-contained: it knows how the simulator's events map onto Hubble's flow and nothing of
+//! the simulation's state, which hands it plain values (the event, both ends, the names).
 
 use std::net::IpAddr;
 
 use fqdnpath_cache::{EndpointId, Observation, Timestamp};
-use fqdnpath_datapath::{FlowEvent, Verdict};
-use fqdnpath_policy::policymap::{MatchType, PROTO_UDP};
+use fqdnpath_datapath::{FlowEvent, PROTO_UDP, Verdict};
+use fqdnpath_hubble::{
+    CiliumEventType, Dns, DropReason, Endpoint, Flow, FlowType, GetFlowsResponse, Ip, L7FlowType,
+    Layer4, Layer7, TrafficDirection, compact,
+};
 
 use super::clock;
 
@@ -17,162 +21,166 @@ use super::clock;
 pub struct Line {
     /// When.
     pub time: Timestamp,
-    /// The text, in the style of `hubble observe`.
+    /// The event as Hubble's flow API gives it: `{"flow": {...}, "node_name": ..., "time":
+    /// ...}`.
+    pub flow: GetFlowsResponse,
+    /// The text, in the style of `hubble observe`: the flow's
+    /// [`compact`](fqdnpath_hubble::compact()) form.
     pub text: String,
-    /// The same event as `hubble observe -o json` prints it:
-    /// `{"flow": {...}, "node_name": ..., "time": ...}`; `null` unless the simulation was
-    /// made [`Simulation::with_json`](super::Simulation::with_json).
+    /// [`Line::flow`] as `hubble observe -o json` prints it (through `serde_json::Value`:
+    /// keys sorted by name); `null` unless the simulation was made
+    /// [`Simulation::with_json`](super::Simulation::with_json).
     pub json: serde_json::Value,
 }
 
-/// One end of a flow, as Hubble's JSON shows it.
-pub(super) struct Peer<'a> {
-    /// The pod at the address, if there is one: endpoint ID, namespace and name.
-    pub(super) pod: Option<(EndpointId, &'a str, &'a str)>,
-    /// The numeric identity.
-    pub(super) identity: u32,
-    /// The identity's labels.
-    pub(super) labels: Vec<String>,
-}
-
-impl Peer<'_> {
-    fn json(&self) -> serde_json::Value {
-        match self.pod {
-            Some((endpoint, namespace, name)) => serde_json::json!({
-                "ID": endpoint,
-                "identity": self.identity,
-                "namespace": namespace,
-                "pod_name": name,
-                "labels": self.labels,
-            }),
-            None => serde_json::json!({"identity": self.identity, "labels": self.labels}),
+impl Line {
+    /// The line of `flow`, with its JSON when `json` is set.
+    pub(super) fn new(time: Timestamp, flow: Flow, json: bool) -> Self {
+        let text = compact(&flow).to_string();
+        let flow = GetFlowsResponse::from_flow(flow);
+        let json = if json {
+            // Plain structs with string keys: serialising them cannot fail.
+            serde_json::to_value(&flow).expect("a flow serialises to JSON")
+        } else {
+            serde_json::Value::Null
+        };
+        Self {
+            time,
+            flow,
+            text,
+            json,
         }
     }
 }
 
-/// A flow's text: `<time> <src>:<port> (ID:<identity>) -> <dst>:<port> (ID:<identity>)
-/// <verdict>`, with `src` and `dst` the pods' `namespace/name` or the addresses.
-pub(super) fn flow_text(event: &FlowEvent, src: &str, dst: &str) -> String {
-    let p = &event.packet;
-    let proto = protocol_name(p.proto);
-    let verdict = match event.verdict {
-        Verdict::Dropped => format!(
-            "policy-verdict:{} EGRESS DENIED ({proto}) DROPPED (Policy denied)",
-            MatchType::verdict_label(event.match_type)
-        ),
-        Verdict::Forwarded if event.is_reply => format!("to-endpoint FORWARDED ({proto})"),
-        Verdict::Forwarded => format!(
-            "policy-verdict:{} EGRESS ALLOWED ({proto}) FORWARDED",
-            MatchType::verdict_label(event.match_type)
-        ),
-        Verdict::Redirected => format!(
-            "policy-verdict:{} EGRESS ALLOWED ({proto}) REDIRECTED (to-proxy)",
-            MatchType::verdict_label(event.match_type)
-        ),
-    };
-    let verdict = if event.drop_reason.is_some_and(|r| r.desc() == "POLICY_DENY") {
-        verdict.replace(
-            "DROPPED (Policy denied)",
-            "DROPPED (Policy denied by denylist)",
-        )
-    } else {
-        verdict
-    };
-    format!(
-        "{} {src}:{} (ID:{}) -> {dst}:{} (ID:{}) {verdict}",
-        clock::text(event.time),
-        p.sport,
-        event.src_identity,
-        p.dport,
-        event.dst_identity,
-    )
+/// One end of a flow: the pod at the address if there is one (endpoint ID, namespace and
+/// name), its numeric identity and the identity's labels.
+pub(super) fn endpoint(
+    pod: Option<(EndpointId, &str, &str)>,
+    identity: u32,
+    labels: Vec<String>,
+) -> Endpoint {
+    let (id, namespace, pod_name) = pod.unwrap_or_default();
+    Endpoint {
+        id: pod.map(|_| u32::from(id.0)),
+        identity: Some(identity),
+        namespace: namespace.to_owned(),
+        pod_name: pod_name.to_owned(),
+        labels: Some(labels),
+        ..Endpoint::default()
+    }
 }
 
-/// A flow's JSON, seen on `node`; `names` are the DNS names the node's agent knows for the
-/// destination.
-pub(super) fn flow_json(
+/// A flow seen on `node`, from `source` to `destination`; `names` are the DNS names the node's
+/// agent knows for the destination (without the trailing dot).
+pub(super) fn flow(
     event: &FlowEvent,
     node: &str,
-    source: &Peer<'_>,
-    destination: &Peer<'_>,
-    names: &[String],
-) -> serde_json::Value {
+    source: Endpoint,
+    destination: Endpoint,
+    names: Vec<String>,
+) -> Flow {
     let p = &event.packet;
-    let proto = protocol_name(p.proto);
-    let mut flow = serde_json::json!({
-        "time": clock::rfc3339(event.time),
-        "verdict": event.verdict.name(),
-        "Type": "L3_L4",
-        "node_name": node,
-        "event_type": {"type": if event.verdict == Verdict::Dropped { 1 } else { 5 }},
-        "traffic_direction": "EGRESS",
-        "is_reply": event.is_reply,
-        "IP": {
-            "source": p.src.to_string(),
-            "destination": p.dst.to_string(),
-            "ipVersion": if p.src.is_ipv4() { "IPv4" } else { "IPv6" },
-        },
-        "l4": {proto: {"source_port": p.sport, "destination_port": p.dport}},
-        "source": source.json(),
-        "destination": destination.json(),
-        "destination_names": names,
-        "policy_match_type": event.match_type.map_or(0, |m| m as u8),
-    });
-    if let Some(reason) = event.drop_reason {
-        flow["drop_reason"] = serde_json::json!(reason as u8);
-        flow["drop_reason_desc"] = serde_json::json!(reason.desc());
+    let (verdict, event_type) = match event.verdict {
+        Verdict::Forwarded => (
+            fqdnpath_hubble::Verdict::Forwarded,
+            CiliumEventType::POLICY_VERDICT,
+        ),
+        Verdict::Redirected => (
+            fqdnpath_hubble::Verdict::Redirected,
+            CiliumEventType::POLICY_VERDICT,
+        ),
+        Verdict::Dropped => (fqdnpath_hubble::Verdict::Dropped, CiliumEventType::DROP),
+    };
+    // The simulator's flows are TCP or UDP.
+    let l4 = if p.proto == PROTO_UDP {
+        Layer4::udp(p.sport, p.dport)
+    } else {
+        Layer4::tcp(p.sport, p.dport)
+    };
+    Flow {
+        time: Some(clock::time(event.time)),
+        verdict,
+        drop_reason: event.drop_reason.map(|r| u32::from(r.code())),
+        ip: Some(Ip::new(p.src, p.dst)),
+        l4: Some(l4),
+        source: Some(source),
+        destination: Some(destination),
+        flow_type: FlowType::L3L4,
+        node_name: node.to_owned(),
+        destination_names: Some(names),
+        event_type: Some(CiliumEventType::of(event_type)),
+        traffic_direction: TrafficDirection::Egress,
+        policy_match_type: Some(event.match_type.map_or(0, |m| u32::from(m.code()))),
+        drop_reason_desc: event
+            .drop_reason
+            .map_or(DropReason::DropReasonUnknown, |r| {
+                DropReason::from_name(r.desc())
+            }),
+        is_reply: Some(event.is_reply),
+        ..Flow::default()
     }
-    serde_json::json!({"flow": flow, "node_name": node, "time": clock::rfc3339(event.time)})
 }
 
-/// A DNS answer's text: `<time> <pod> dns-response <name> <type> <rcode> [<addresses>]`.
-pub(super) fn dns_text(time: Timestamp, pod: &str, qname: &str, answer: &Observation) -> String {
-    format!(
-        "{} {pod} dns-response {qname} {} {} [{}]",
-        clock::text(time),
-        answer.qtype,
-        answer.rcode_name(),
-        addresses(answer).join(",")
-    )
-}
-
-/// A DNS answer's JSON: the L7 response to `pod`, on `node`.
-pub(super) fn dns_json(
+/// The DNS answer `answer` to the question for `qname`, as the pod `pod` on `node` got it at
+/// `time`: an L7 flow, as the proxy's access log gives Hubble one.
+pub(super) fn dns_response(
     time: Timestamp,
     node: &str,
-    pod: &Peer<'_>,
+    pod: Endpoint,
     qname: &str,
     answer: &Observation,
-) -> serde_json::Value {
-    let flow = serde_json::json!({
-        "time": clock::rfc3339(time),
-        "verdict": "FORWARDED",
-        "Type": "L7",
-        "node_name": node,
-        "event_type": {"type": 129},
-        "traffic_direction": "EGRESS",
-        "is_reply": true,
-        "destination": pod.json(),
-        "l7": {
-            "type": "RESPONSE",
-            "dns": {
-                "query": qname,
-                "ips": addresses(answer),
-                "ttl": if answer.ttl == u32::MAX { 0 } else { answer.ttl },
-                "cnames": answer.cnames,
-                "rcode": u16::from(answer.rcode),
-                "qtypes": [answer.qtype.to_string()],
-            },
-        },
-    });
-    serde_json::json!({"flow": flow, "node_name": node, "time": clock::rfc3339(time)})
+) -> Flow {
+    Flow {
+        time: Some(clock::time(time)),
+        verdict: fqdnpath_hubble::Verdict::Forwarded,
+        destination: Some(pod),
+        flow_type: FlowType::L7,
+        node_name: node.to_owned(),
+        l7: Some(Layer7 {
+            l7_type: L7FlowType::Response,
+            dns: Some(Dns {
+                query: qname.to_owned(),
+                ips: Some(answer.addresses.iter().map(IpAddr::to_string).collect()),
+                // No TTL at all (an answer without records) is written as 0.
+                ttl: Some(if answer.ttl == u32::MAX {
+                    0
+                } else {
+                    answer.ttl
+                }),
+                cnames: Some(answer.cnames.clone()),
+                rcode: Some(u32::from(u16::from(answer.rcode))),
+                qtypes: Some(vec![answer.qtype.to_string()]),
+                ..Dns::default()
+            }),
+            ..Layer7::default()
+        }),
+        event_type: Some(CiliumEventType::of(CiliumEventType::ACCESS_LOG)),
+        traffic_direction: TrafficDirection::Egress,
+        is_reply: Some(true),
+        ..Flow::default()
+    }
 }
 
-/// Hubble's name of a flow's transport (the simulator's flows are TCP or UDP).
-fn protocol_name(proto: u8) -> &'static str {
-    if proto == PROTO_UDP { "UDP" } else { "TCP" }
-}
+#[cfg(test)]
+mod tests {
+    use fqdnpath_policy::policymap::DropReason as PolicyDropReason;
 
-fn addresses(answer: &Observation) -> Vec<String> {
-    answer.addresses.iter().map(IpAddr::to_string).collect()
+    use super::*;
+
+    #[test]
+    fn every_drop_reason_is_written_as_its_hubble_name() {
+        for reason in PolicyDropReason::ALL {
+            let written = DropReason::from_name(reason.desc());
+            assert_eq!(
+                written,
+                DropReason::from_number(i32::from(reason.code())),
+                "{reason:?}"
+            );
+            assert_eq!(
+                serde_json::to_value(&written).unwrap(),
+                serde_json::json!(reason.desc())
+            );
+        }
+    }
 }
