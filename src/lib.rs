@@ -24,6 +24,8 @@
 //! - [`agent`] (`fqdnpath-agent`): what one node's agent does, with no transport: the DNS
 //!   proxy's decisions (`rules.dns`, REFUSED/NXDOMAIN), learning answers into map changes,
 //!   holding answers until programmed, DNS and connection-tracking GC, restart and restore.
+//! - [`hubble`] (`fqdnpath-hubble`): Hubble's flow model as `hubble observe -o jsonpb` prints
+//!   it, read and written with serde, and its one-line text form.
 //! - `kernel` (`fqdnpath-kernel`, feature `kernel`): the same datapath in the Linux kernel: a C
 //!   eBPF program on TC egress whose maps are written from Rust through aya; judged packets come
 //!   back as the same flow events. It needs root and clang, and says so when it cannot run.
@@ -61,6 +63,7 @@
 pub use fqdnpath_agent as agent;
 pub use fqdnpath_cache as cache;
 pub use fqdnpath_datapath as datapath;
+pub use fqdnpath_hubble as hubble;
 #[cfg(feature = "kernel")]
 pub use fqdnpath_kernel as kernel;
 pub use fqdnpath_names as names;
