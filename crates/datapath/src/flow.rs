@@ -9,6 +9,7 @@ use crate::packet::Packet;
 
 /// Hubble's verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Verdict {
     /// `FORWARDED`.
     Forwarded,

@@ -140,22 +140,17 @@ fn layer4(event: &FlowEvent) -> Option<Layer4> {
 /// One of the kernel's flow events as Hubble's flow, at `time`, its ends named by `names`.
 pub(crate) fn flow(event: &FlowEvent, time: Time, names: &Names) -> Flow {
     let p = &event.packet;
-    let verdict = match event.verdict {
-        Verdict::Forwarded => fqdnpath_hubble::Verdict::Forwarded,
-        Verdict::Dropped => fqdnpath_hubble::Verdict::Dropped,
-        Verdict::Redirected => fqdnpath_hubble::Verdict::Redirected,
-    };
+    let verdict = fqdnpath_hubble::Verdict::from_name(event.verdict.name());
     // A drop is a drop notification, whose sub-type is the reason; the rest are policy
     // verdicts, as the simulator writes them.
     let reason = event.drop_reason.map(PolicyDropReason::code);
-    let event_type = match event.verdict {
-        Verdict::Dropped => CiliumEventType {
+    let event_type = if event.verdict == Verdict::Dropped {
+        CiliumEventType {
             event_type: Some(CiliumEventType::DROP),
             sub_type: reason.map(i32::from),
-        },
-        Verdict::Forwarded | Verdict::Redirected => {
-            CiliumEventType::of(CiliumEventType::POLICY_VERDICT)
         }
+    } else {
+        CiliumEventType::of(CiliumEventType::POLICY_VERDICT)
     };
     Flow {
         time: Some(time),

@@ -218,6 +218,7 @@ impl TryFrom<RawConnect> for ConnectStep {
 
 /// The transport of a connection: `TCP` or `UDP`, in any case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Protocol {
     /// TCP.
     #[default]

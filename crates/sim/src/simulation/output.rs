@@ -81,16 +81,13 @@ pub(super) fn flow(
     names: Vec<String>,
 ) -> Flow {
     let p = &event.packet;
-    let (verdict, event_type) = match event.verdict {
-        Verdict::Forwarded => (
-            fqdnpath_hubble::Verdict::Forwarded,
-            CiliumEventType::POLICY_VERDICT,
-        ),
-        Verdict::Redirected => (
-            fqdnpath_hubble::Verdict::Redirected,
-            CiliumEventType::POLICY_VERDICT,
-        ),
-        Verdict::Dropped => (fqdnpath_hubble::Verdict::Dropped, CiliumEventType::DROP),
+    // Hubble's verdict of the same name; a drop is a drop event, anything else a policy
+    // verdict.
+    let verdict = fqdnpath_hubble::Verdict::from_name(event.verdict.name());
+    let event_type = if event.verdict == Verdict::Dropped {
+        CiliumEventType::DROP
+    } else {
+        CiliumEventType::POLICY_VERDICT
     };
     // The simulator's flows are TCP or UDP.
     let l4 = if p.proto == PROTO_UDP {
