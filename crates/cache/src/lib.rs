@@ -6,7 +6,7 @@
 //!   observation without allocating, straight from the wire, for common responses
 //!   ([`ObservationBuf`]); it declines the rest to hickory-proto.
 //! - [`cache`]: [`DnsCache`], one endpoint's (name, IP) entries with expiry, min TTL, reverse
-//!   lookup, GC and the per-name IP cap.
+//!   lookup (its IP-to-names map in `cache/reverse.rs`), GC and the per-name IP cap.
 //! - [`zombie`]: [`DnsZombieMappings`], IPs that left the cache but may carry connections.
 //! - [`endpoint`]: [`EndpointCaches`], a cache and zombies per endpoint, the global view over
 //!   them, and the connection-tracking GC's input.

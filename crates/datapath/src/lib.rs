@@ -11,7 +11,8 @@
 //!
 //! The machinery:
 //! - [`abi`]: `#[repr(C)]` twins of `ebpf/include/fqdnpath_abi.h` (ipcache, policy, endpoint,
-//!   conntrack keys and values, flow events), with size and offset assertions.
+//!   conntrack keys and values, flow events), with size and offset assertions; their memory
+//!   images and conversions to and from policy keys in `abi/image.rs`.
 //! - [`frame`]: the parser of Ethernet frames (the model of the eBPF program's), and a builder
 //!   of test frames.
 //! - [`lpm`]: longest-prefix match with a BPF-like capacity, IPv4 and IPv6 apart.

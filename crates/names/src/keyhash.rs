@@ -16,7 +16,7 @@
 use crate::swar::{equal_bytes, low_bytes, word_at};
 
 /// The hash of the empty key: the fold's starting value. It is the same word as the trie's
-/// foldhash seed in `set.rs` ("fqdnpath" in ASCII) only because both are arbitrary constants;
+/// foldhash seed in `set/trie.rs` ("fqdnpath" in ASCII) only because both are arbitrary constants;
 /// the two never meet (one starts this fold, the other seeds the trie's edge hashes), so
 /// either may change alone.
 pub(crate) const EMPTY: u64 = 0x6671_646e_7061_7468;

@@ -9,7 +9,8 @@
 //!   `**.` stands for one or more whole labels.
 //! - [`set`]: a [`SelectorSet`] that returns every selector matching a name in one pass over the
 //!   name, in time that does not grow with the number of selectors (Cilium runs one regular
-//!   expression per selector).
+//!   expression per selector). Inside it, a suffix table keys the selectors whose rest is
+//!   literal and `set::trie` walks reversed labels for the others.
 //! - [`rcode`]: DNS response codes by their mnemonics.
 //! - [`time`] and [`endpoint`]: the two base types every crate above shares: [`Timestamp`]
 //!   (time is an input, never read from a clock) and [`EndpointId`].

@@ -14,9 +14,10 @@
 //!
 //! - [`policymap`]: an endpoint's egress policy map (keys of identity, protocol and port
 //!   prefix; allow, deny or redirect to the DNS proxy) and its lookup as Cilium's datapath
-//!   does it.
+//!   does it. The key, action and verdict types have a file each under `policymap/`.
 //! - [`compile`]: policies, endpoints and the DNS cache's global view in; the ipcache and the
-//!   policy maps out, and only the changes when an IP's names change.
+//!   policy maps out, and only the changes when an IP's names change. How one rule becomes
+//!   map entries is in `compile/rule.rs`.
 //! - [`table`]: the flat hash table behind the lookups on every packet's path (the policy
 //!   map's here; the ipcache's, the endpoints' and conntrack's in fqdnpath-datapath).
 #![forbid(unsafe_code)]

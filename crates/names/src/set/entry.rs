@@ -6,7 +6,8 @@
 //! selector of each of its three lists; the rest of a list, a longer key and the glob index,
 //! which real policies rarely need, are behind one pointer.
 
-use super::{GlobIndex, NONE, SelectorId};
+use super::trie::GlobIndex;
+use super::{NONE, SelectorId};
 
 /// Keys up to this long live in the entry itself.
 pub(super) const INLINE_KEY: usize = 32;
