@@ -87,6 +87,10 @@ pub enum DatapathError {
         /// The width of its address: 32 or 128.
         bits: u8,
     },
+    /// A kind of map change this datapath does not implement (one a newer compiler emits); the
+    /// datapath fails closed for every endpoint.
+    #[error("a map change this datapath does not implement; failing closed")]
+    UnsupportedChange,
     /// The backend failed (the kernel backend's syscalls); its error is the source.
     #[error("datapath backend")]
     Backend(#[source] BackendError),
@@ -112,6 +116,7 @@ impl PartialEq for DatapathError {
                     bits: other_bits,
                 },
             ) => prefix == other_prefix && bits == other_bits,
+            (Self::UnsupportedChange, Self::UnsupportedChange) => true,
             (Self::Backend(a), Self::Backend(b)) => a.to_string() == b.to_string(),
             _ => false,
         }

@@ -436,6 +436,10 @@ impl Datapath for ReferenceDatapath {
                         self.policy_entries -= 1;
                     }
                 }
+                _ => {
+                    self.ipcache_failed = true;
+                    first_error.get_or_insert(DatapathError::UnsupportedChange);
+                }
             }
         }
         // Failing closed is sticky: a later change that fits does not bring back what did

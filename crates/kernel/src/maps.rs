@@ -326,6 +326,10 @@ impl KernelDatapath {
                     Err(e) => Err(map_err("delete", "fqdn_policy")(e).into()),
                 }
             }
+            _ => {
+                self.set_state_flag(abi::STATE_FAIL_CLOSED)?;
+                Err(DatapathError::UnsupportedChange)
+            }
         }
     }
 }

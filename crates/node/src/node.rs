@@ -119,6 +119,7 @@ pub fn describe_delta(delta: &Delta) -> String {
             key.identity,
             port_text(key.proto, key.port, key.port_prefix_len)
         ),
+        _ => "a map change of a kind this node does not describe".to_owned(),
     }
 }
 

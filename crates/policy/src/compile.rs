@@ -112,6 +112,7 @@ pub struct Endpoint {
 
 /// A change to the maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delta {
     /// Put `prefix -> identity` in the ipcache.
     IpcacheUpsert {

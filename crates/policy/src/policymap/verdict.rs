@@ -72,6 +72,7 @@ impl MatchType {
 /// Why a packet was dropped, numbered as Cilium's drop reasons (Hubble's `DropReason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum DropReason {
     /// `INVALID_SOURCE_IP` (132): the packet's source is no known endpoint.
     InvalidSourceIp = 132,
