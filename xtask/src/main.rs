@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>`.
 //!
 //! - `test`: installs what a fresh machine lacks (system packages, as root, through apt), then
-//!   checks formatting, runs clippy with warnings as errors, runs every test of the workspace,
+//!   checks formatting, runs clippy with warnings as errors, builds the docs with warnings as
+//!   errors, runs every test of the workspace,
 //!   and smoke-runs every fuzz target for a few seconds (`FQDNPATH_FUZZ_SECONDS`, default 10).
 //!   `.ci/run` calls exactly this.
 //! - `fuzz [SECONDS]`: only the fuzz smoke run (longer runs: `cargo +nightly fuzz run`).
@@ -121,6 +122,12 @@ fn test(extra: &[String]) -> Result<(), String> {
             "-D",
             "warnings",
         ],
+    )?;
+    // Every public item's docs build, links included.
+    run_with_env(
+        "cargo",
+        &["doc", "--workspace", "--no-deps", "--all-features"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(extra.iter().map(String::as_str));

@@ -319,7 +319,7 @@ impl DnsCache {
         self.update_keyed(lookup_time, &name, || Fqdn::new(&name), ips, ttl, outcome);
     }
 
-    /// Learns from an observed response (see [`crate::observe`]): only NOERROR with at least
+    /// Learns from an observed response (see [`crate::observe`](mod@crate::observe)): only NOERROR with at least
     /// one address changes anything, as [`crate::EndpointDns::observe`]. The outcome is written
     /// into `outcome` (cleared first). With the buffers of [`crate::observe::observe_into`],
     /// this is the ingest path from wire bytes to the cache with no allocation in the steady

@@ -1,6 +1,6 @@
 //! DNS observation and the FQDN cache: what Cilium's agent learns from DNS responses.
 //!
-//! - [`observe`]: DNS wire bytes to an [`Observation`] {qname, qtype, rcode, addresses, TTL,
+//! - [`observe`](mod@observe): DNS wire bytes to an [`Observation`] {qname, qtype, rcode, addresses, TTL,
 //!   CNAMEs}, the way Cilium's DNS proxy extracts it. Never panics. Two readers:
 //!   [`observe::hickory`] (hickory-proto, the reference) and [`observe::fast`], the same
 //!   observation without allocating, straight from the wire, for common responses

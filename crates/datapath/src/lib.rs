@@ -18,7 +18,7 @@
 //! - [`lpm`]: longest-prefix match with a BPF-like capacity, IPv4 and IPv6 apart.
 //! - [`conntrack`]: connection tracking with Cilium's lifetimes, and the GC that tells the DNS
 //!   cache which destinations still carry connections.
-//! - [`reference`]: [`ReferenceDatapath`], the in-memory implementation of [`Datapath`].
+//! - [`reference`](mod@reference): [`ReferenceDatapath`], the in-memory implementation of [`Datapath`].
 //! - [`service`]: service translation and Local Redirect Policies, applied before policy.
 //! - `conformance` (feature `conformance`): the behaviour suite every backend runs.
 //!

@@ -10,7 +10,7 @@ use hickory_proto::rr::RData;
 use super::text::name_text;
 use super::{MAX_MESSAGE_LEN, Observation, ObserveError};
 
-/// [`observe`] by hickory-proto alone: decode the whole message, then reduce it. The reference
+/// [`observe`](super::observe()) by hickory-proto alone: decode the whole message, then reduce it. The reference
 /// the fast path is checked against.
 pub fn observe_hickory(wire: &[u8]) -> Result<Observation, ObserveError> {
     if wire.len() > MAX_MESSAGE_LEN {
@@ -26,7 +26,7 @@ pub fn observe_hickory(wire: &[u8]) -> Result<Observation, ObserveError> {
     observe_message(&message)
 }
 
-/// Reduces an already parsed response to an [`Observation`] (see [`observe`]).
+/// Reduces an already parsed response to an [`Observation`] (see [`observe`](super::observe())).
 pub fn observe_message(message: &Message) -> Result<Observation, ObserveError> {
     let id = message.metadata.id;
     if message.metadata.message_type != MessageType::Response {
