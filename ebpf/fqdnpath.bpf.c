@@ -16,7 +16,8 @@
  *
  * This file holds the programs' entry points; the pieces live in lib/, one header per
  * concern with its maps: parse.h (Ethernet, IPv4, IPv6, ports), ipcache.h, policy.h,
- * endpoint.h, conntrack.h, state.h (clock and flags) and events.h (counters, flow events).
+ * endpoint.h, conntrack.h, state.h (clock and flags) and events.h (counters, flow events),
+ * each map defined with map.h's FQDNPATH_MAP.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
