@@ -48,18 +48,12 @@ static __always_inline void ct_key(union ct_key *key, const struct fqdnpath_flow
 	/* Every byte of the family's key is written (padding included): no zeroing first. */
 	if (family == 4) {
 		key->v4 = (struct fqdnpath_ct_key4){
-			.sport = sport,
-			.dport = dport,
-			.protocol = pkt->protocol,
-		};
+			.sport = sport, .dport = dport, .protocol = pkt->protocol};
 		__builtin_memcpy(key->v4.saddr, src, 4);
 		__builtin_memcpy(key->v4.daddr, dst, 4);
 	} else {
 		key->v6 = (struct fqdnpath_ct_key6){
-			.sport = sport,
-			.dport = dport,
-			.protocol = pkt->protocol,
-		};
+			.sport = sport, .dport = dport, .protocol = pkt->protocol};
 		__builtin_memcpy(key->v6.saddr, src, 16);
 		__builtin_memcpy(key->v6.daddr, dst, 16);
 	}
