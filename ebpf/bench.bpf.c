@@ -9,16 +9,12 @@
 #include <bpf/bpf_helpers.h>
 
 #include "include/fqdnpath_abi.h"
+#include "lib/map.h"
 #include "lib/parse.h"
 #include "lib/ipcache.h"
 
 /* The bare lookups the full program is measured against (benches/kernel.rs). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 1024);
-} fqdn_bare_hash SEC(".maps");
+FQDNPATH_MAP(fqdn_bare_hash, BPF_MAP_TYPE_HASH, __u32, __u32, 1024);
 
 /* One IPv4 LPM lookup and one hash lookup, no parsing beyond the address: the floor the full
  * program's cost is compared with. */

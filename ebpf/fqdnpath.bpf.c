@@ -16,7 +16,8 @@
  *
  * This file holds the programs' entry points; the pieces live in lib/, one header per
  * concern with its maps: parse.h (Ethernet, IPv4, IPv6, ports), ipcache.h, policy.h,
- * endpoint.h, conntrack.h, state.h (clock and flags) and events.h (counters, flow events).
+ * endpoint.h, conntrack.h, state.h (clock and flags) and events.h (counters, flow events),
+ * each map defined with map.h's FQDNPATH_MAP.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -91,32 +92,6 @@ static __always_inline int egress_ip(struct __sk_buff *skb, const struct fqdnpat
 	return finish(ev, pkt);
 }
 
-SEC("classifier")
-int fqdnpath_egress(struct __sk_buff *skb)
-{
-	struct fqdnpath_state *st = state();
-	struct fqdnpath_flow_event ev = {
-		.egress = 1,
-		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
-	};
-	struct packet pkt = {0};
-	__u64 now;
-	int ret;
-
-	if (!st)
-		return TC_ACT_SHOT;
-	now = now_ns(st);
-	ev.ts_ns = now;
-	ret = parse(skb, &pkt, &ev);
-	if (ret == 1)
-		return TC_ACT_OK; /* ARP */
-	if (ret != 0)
-		return drop(&ev, &pkt, ret);
-	if (pkt.family == 4)
-		return egress_ip(skb, st, &pkt, &ev, now, 4);
-	return egress_ip(skb, st, &pkt, &ev, now, 6);
-}
-
 /*
  * Lets a parsed IP packet of one family in, towards an endpoint: ingress policy is not
  * enforced; replies renew their flow, and a flow the peer opens is tracked so that the
@@ -148,12 +123,16 @@ static __always_inline int ingress_ip(struct fqdnpath_state *st, const struct pa
 	return finish(ev, pkt);
 }
 
-SEC("classifier")
-int fqdnpath_ingress(struct __sk_buff *skb)
+/*
+ * The program of one direction, inlined into each with egress a constant: the state and the
+ * clock, the parse (ARP passes unjudged, a frame that cannot be parsed is dropped), then the
+ * judgement of the packet's family.
+ */
+static __always_inline int judge(struct __sk_buff *skb, const __u8 egress)
 {
 	struct fqdnpath_state *st = state();
 	struct fqdnpath_flow_event ev = {
-		.egress = 0,
+		.egress = egress,
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
 	struct packet pkt = {0};
@@ -166,12 +145,29 @@ int fqdnpath_ingress(struct __sk_buff *skb)
 	ev.ts_ns = now;
 	ret = parse(skb, &pkt, &ev);
 	if (ret == 1)
-		return TC_ACT_OK;
+		return TC_ACT_OK; /* ARP */
 	if (ret != 0)
 		return drop(&ev, &pkt, ret);
+	if (egress) {
+		if (pkt.family == 4)
+			return egress_ip(skb, st, &pkt, &ev, now, 4);
+		return egress_ip(skb, st, &pkt, &ev, now, 6);
+	}
 	if (pkt.family == 4)
 		return ingress_ip(st, &pkt, &ev, now, 4);
 	return ingress_ip(st, &pkt, &ev, now, 6);
+}
+
+SEC("classifier")
+int fqdnpath_egress(struct __sk_buff *skb)
+{
+	return judge(skb, 1);
+}
+
+SEC("classifier")
+int fqdnpath_ingress(struct __sk_buff *skb)
+{
+	return judge(skb, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -11,22 +11,14 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 #include "parse.h"
 
 /* Sized by the loader (MapSizes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct fqdnpath_ct_key4);
-	__type(value, struct fqdnpath_ct_value);
-	__uint(max_entries, 262144);
-} fqdn_ct4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct fqdnpath_ct_key6);
-	__type(value, struct fqdnpath_ct_value);
-	__uint(max_entries, 262144);
-} fqdn_ct6 SEC(".maps");
+FQDNPATH_MAP(fqdn_ct4, BPF_MAP_TYPE_LRU_HASH, struct fqdnpath_ct_key4, struct fqdnpath_ct_value,
+	     262144);
+FQDNPATH_MAP(fqdn_ct6, BPF_MAP_TYPE_LRU_HASH, struct fqdnpath_ct_key6, struct fqdnpath_ct_value,
+	     262144);
 
 static __always_inline __u64 ct_lifetime(__u8 protocol, __u8 flags)
 {
@@ -56,18 +48,12 @@ static __always_inline void ct_key(union ct_key *key, const struct fqdnpath_flow
 	/* Every byte of the family's key is written (padding included): no zeroing first. */
 	if (family == 4) {
 		key->v4 = (struct fqdnpath_ct_key4){
-			.sport = sport,
-			.dport = dport,
-			.protocol = pkt->protocol,
-		};
+			.sport = sport, .dport = dport, .protocol = pkt->protocol};
 		__builtin_memcpy(key->v4.saddr, src, 4);
 		__builtin_memcpy(key->v4.daddr, dst, 4);
 	} else {
 		key->v6 = (struct fqdnpath_ct_key6){
-			.sport = sport,
-			.dport = dport,
-			.protocol = pkt->protocol,
-		};
+			.sport = sport, .dport = dport, .protocol = pkt->protocol};
 		__builtin_memcpy(key->v6.saddr, src, 16);
 		__builtin_memcpy(key->v6.daddr, dst, 16);
 	}

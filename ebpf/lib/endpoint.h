@@ -10,31 +10,18 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct fqdnpath_endpoint_key4);
-	__type(value, struct fqdnpath_endpoint_value);
-	__uint(max_entries, 1024);
-} fqdn_endpoints4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct fqdnpath_endpoint_key6);
-	__type(value, struct fqdnpath_endpoint_value);
-	__uint(max_entries, 1024);
-} fqdn_endpoints6 SEC(".maps");
+FQDNPATH_MAP(fqdn_endpoints4, BPF_MAP_TYPE_HASH, struct fqdnpath_endpoint_key4,
+	     struct fqdnpath_endpoint_value, 1024);
+FQDNPATH_MAP(fqdn_endpoints6, BPF_MAP_TYPE_HASH, struct fqdnpath_endpoint_key6,
+	     struct fqdnpath_endpoint_value, 1024);
 
 /*
  * The generation of the endpoint maps: userspace bumps it after every change to them, so that
  * a CPU's cached endpoint (fqdn_endpoint_cache) is used only while it is current.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 1);
-} fqdn_endpoints_gen SEC(".maps");
+FQDNPATH_MAP(fqdn_endpoints_gen, BPF_MAP_TYPE_ARRAY, __u32, __u64, 1);
 
 /*
  * Per CPU, the last endpoint found and the generation it was found in. A program runs per
@@ -50,12 +37,7 @@ struct endpoint_cache {
 	struct fqdnpath_endpoint_value value;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct endpoint_cache);
-	__uint(max_entries, 1);
-} fqdn_endpoint_cache SEC(".maps");
+FQDNPATH_MAP(fqdn_endpoint_cache, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct endpoint_cache, 1);
 
 static __always_inline int addr_eq(const __u8 *a, const __u8 *b, const __u8 family)
 {

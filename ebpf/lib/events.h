@@ -11,14 +11,10 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 #include "parse.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, FQDNPATH_COUNTER_MAX);
-} fqdn_counters SEC(".maps");
+FQDNPATH_MAP(fqdn_counters, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64, FQDNPATH_COUNTER_MAX);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

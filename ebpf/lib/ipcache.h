@@ -10,23 +10,13 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 
 /* Sizes are set by the loader (MapSizes); these are Cilium's defaults. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct fqdnpath_ipcache_key4);
-	__type(value, struct fqdnpath_ipcache_value);
-	__uint(max_entries, 512000);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} fqdn_ipcache4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct fqdnpath_ipcache_key6);
-	__type(value, struct fqdnpath_ipcache_value);
-	__uint(max_entries, 512000);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} fqdn_ipcache6 SEC(".maps");
+FQDNPATH_MAP(fqdn_ipcache4, BPF_MAP_TYPE_LPM_TRIE, struct fqdnpath_ipcache_key4,
+	     struct fqdnpath_ipcache_value, 512000, BPF_F_NO_PREALLOC);
+FQDNPATH_MAP(fqdn_ipcache6, BPF_MAP_TYPE_LPM_TRIE, struct fqdnpath_ipcache_key6,
+	     struct fqdnpath_ipcache_value, 512000, BPF_F_NO_PREALLOC);
 
 static __always_inline __u32 ipcache_identity(const __u8 family, const __u8 *addr)
 {

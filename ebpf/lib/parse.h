@@ -60,18 +60,17 @@ static __always_inline const void *header(struct __sk_buff *skb, __u32 off, void
 	return buf;
 }
 
-/* The first 14 bytes of a TCP header: the ports and the flags byte. */
-struct tcp_head {
-	__be16 sport;
-	__be16 dport;
-	__u8 seq_ack_off[9];
-	__u8 flags;
-};
-
-/* The ports of UDP and SCTP. */
+/* The ports of TCP, UDP and SCTP: the first 4 bytes of their headers. */
 struct ports {
 	__be16 sport;
 	__be16 dport;
+};
+
+/* The first 14 bytes of a TCP header: the ports and the flags byte. */
+struct tcp_head {
+	struct ports ports;
+	__u8 seq_ack_off[9];
+	__u8 flags;
 };
 
 /* The start of an IPv6 extension header. */
@@ -81,6 +80,12 @@ struct ext_head {
 	__be16 frag_off; /* fragment headers: offset (13 bits), then flags */
 	__u8 rest[4];
 };
+
+static __always_inline void set_ports(struct packet *pkt, const struct ports *ports)
+{
+	pkt->sport = ports->sport;
+	pkt->dport = ports->dport;
+}
 
 /*
  * Reads the transport ports (and TCP flags) at l4_off. Protocols without ports get port 0.
@@ -100,8 +105,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4_off, struct 
 		tcp = header(skb, l4_off, &buf.tcp, sizeof(buf.tcp));
 		if (!tcp)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
-		pkt->sport = tcp->sport;
-		pkt->dport = tcp->dport;
+		set_ports(pkt, &tcp->ports);
 		pkt->tcp_flags = tcp->flags;
 		return 0;
 	case IPPROTO_UDP:
@@ -109,8 +113,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 l4_off, struct 
 		ports = header(skb, l4_off, &buf.ports, sizeof(buf.ports));
 		if (!ports)
 			return FQDNPATH_DROP_CT_INVALID_HDR;
-		pkt->sport = ports->sport;
-		pkt->dport = ports->dport;
+		set_ports(pkt, ports);
 		return 0;
 	default:
 		return 0;

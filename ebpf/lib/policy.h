@@ -10,16 +10,12 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 #include "parse.h"
 
 /* Sized by the loader (MapSizes). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct fqdnpath_policy_key);
-	__type(value, struct fqdnpath_policy_value);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} fqdn_policy SEC(".maps");
+FQDNPATH_MAP(fqdn_policy, BPF_MAP_TYPE_LPM_TRIE, struct fqdnpath_policy_key,
+	     struct fqdnpath_policy_value, 65536, BPF_F_NO_PREALLOC);
 
 struct policy_hit {
 	struct fqdnpath_policy_value *value;

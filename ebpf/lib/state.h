@@ -10,13 +10,9 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/fqdnpath_abi.h"
+#include "map.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct fqdnpath_state);
-	__uint(max_entries, 1);
-} fqdn_state SEC(".maps");
+FQDNPATH_MAP(fqdn_state, BPF_MAP_TYPE_ARRAY, __u32, struct fqdnpath_state, 1);
 
 static __always_inline struct fqdnpath_state *state(void)
 {

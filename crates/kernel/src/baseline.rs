@@ -13,7 +13,7 @@ use fqdnpath_policy::identity::Identity;
 
 use crate::datapath::KernelDatapath;
 use crate::error::{KernelError, map_err, prog_err};
-use crate::load::{classifier, not_compiled, take, u32_size};
+use crate::load::{classifier, compiled_object, not_compiled, take, u32_size};
 
 /// The baseline program's name in the bench object.
 const PROG_BARE: &str = "fqdnpath_bare";
@@ -21,14 +21,7 @@ const PROG_BARE: &str = "fqdnpath_bare";
 const TC_ACT_SHOT: u32 = 2;
 
 /// The compiled bench object, if the build script found clang.
-#[cfg(fqdnpath_bpf)]
-static BENCH_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
-    env!("OUT_DIR"),
-    "/bench.bpf.o"
-)));
-/// The compiled bench object, if the build script found clang.
-#[cfg(not(fqdnpath_bpf))]
-static BENCH_OBJECT: Option<&[u8]> = None;
+static BENCH_OBJECT: Option<&[u8]> = compiled_object!("bench.bpf.o");
 
 /// The baseline program, loaded with a copy of a datapath's IPv4 ipcache.
 pub struct Baseline {

@@ -11,7 +11,6 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use fqdnpath_datapath::abi::{
     self, FlowEventAbi, IpcacheValue, PolicyKeyAbi, PolicyValueAbi, State,
 };
-use fqdnpath_datapath::frame::build_frame;
 use fqdnpath_datapath::{Capacity, MapUsage};
 use fqdnpath_datapath::{Datapath, DatapathError, FlowEvent, MapSizes, Packet};
 use fqdnpath_names::Timestamp;
@@ -21,7 +20,7 @@ use fqdnpath_policy::policymap::{DnsAllow, PolicyAction, PolicyKey};
 
 use crate::attach::Attachment;
 use crate::error::{KernelError, errno};
-use crate::load::{ENDPOINTS_MAX, PROG_EGRESS, PROG_INGRESS};
+use crate::load::ENDPOINTS_MAX;
 use crate::maps::E2BIG;
 use crate::state::Clock;
 
@@ -111,21 +110,11 @@ impl Datapath for KernelDatapath {
     }
 
     fn egress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
-        let frame = build_frame(packet, 0);
-        match self.judge(PROG_EGRESS, &frame, now) {
-            Ok(Some(event)) => event,
-            Ok(None) => unreachable!("a built frame is IP, never ARP"),
-            Err(e) => Self::failed_event(packet, now, true, &e),
-        }
+        self.judge_packet(true, packet, now)
     }
 
     fn ingress(&mut self, packet: &Packet, now: Timestamp) -> FlowEvent {
-        let frame = build_frame(packet, 0);
-        match self.judge(PROG_INGRESS, &frame, now) {
-            Ok(Some(event)) => event,
-            Ok(None) => unreachable!("a built frame is IP, never ARP"),
-            Err(e) => Self::failed_event(packet, now, false, &e),
-        }
+        self.judge_packet(false, packet, now)
     }
 
     fn egress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {

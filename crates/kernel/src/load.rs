@@ -22,15 +22,26 @@ pub(crate) const ENDPOINTS_MAX: u32 = 1024;
 /// Ring-buffer bytes: 16384 events.
 const EVENTS_BYTES: u32 = 1 << 20;
 
+/// The object `$file` the build script compiled into `OUT_DIR`, embedded (aligned, as aya
+/// parses it in place); `None` if the build script found no clang (`fqdnpath_bpf` unset).
+macro_rules! compiled_object {
+    ($file:literal) => {{
+        #[cfg(fqdnpath_bpf)]
+        let object: Option<&'static [u8]> = Some(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/",
+            $file
+        )));
+        #[cfg(not(fqdnpath_bpf))]
+        let object: Option<&'static [u8]> = None;
+        object
+    }};
+}
+#[cfg(feature = "test-support")]
+pub(crate) use compiled_object;
+
 /// The compiled eBPF object, if the build script found clang.
-#[cfg(fqdnpath_bpf)]
-static OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
-    env!("OUT_DIR"),
-    "/fqdnpath.bpf.o"
-)));
-/// The compiled eBPF object, if the build script found clang.
-#[cfg(not(fqdnpath_bpf))]
-static OBJECT: Option<&[u8]> = None;
+static OBJECT: Option<&[u8]> = compiled_object!("fqdnpath.bpf.o");
 
 /// Why an object the build script compiles is not there: it found no clang.
 pub(crate) fn not_compiled() -> Unavailable {

@@ -8,7 +8,7 @@
 //! raw event, the mark it leaves, and its time per run (the kernel bench).
 
 use fqdnpath_datapath::abi::{self, FlowEventAbi};
-use fqdnpath_datapath::frame::{Parsed, parse_frame};
+use fqdnpath_datapath::frame::{Parsed, build_frame, parse_frame};
 use fqdnpath_datapath::{FlowEvent, Packet};
 use fqdnpath_names::Timestamp;
 use fqdnpath_policy::policymap::DropReason;
@@ -60,13 +60,15 @@ impl KernelDatapath {
         Ok((dropped, event))
     }
 
-    /// Judges a frame with `program`; the event as the model's. `None`: passed unjudged.
-    pub(crate) fn judge(
+    /// Judges a frame with the egress or the ingress program; the event as the model's.
+    /// `None`: passed unjudged.
+    fn judge(
         &mut self,
-        program: &'static str,
+        egress: bool,
         frame: &[u8],
         now: Timestamp,
     ) -> Result<Option<FlowEvent>, KernelError> {
+        let program = if egress { PROG_EGRESS } else { PROG_INGRESS };
         let (dropped, event) = self.run(program, frame, now)?;
         match event {
             Some(ev) => Ok(Some(self.to_flow_event(&ev))),
@@ -81,15 +83,25 @@ impl KernelDatapath {
 
     /// What the trait's judging methods return when the kernel could not be asked: the
     /// packet is dropped (fail closed).
-    pub(crate) fn failed_event(
-        packet: &Packet,
-        now: Timestamp,
-        egress: bool,
-        e: &KernelError,
-    ) -> FlowEvent {
+    fn failed_event(packet: &Packet, now: Timestamp, egress: bool, e: &KernelError) -> FlowEvent {
         // Leave a trace: the trait's methods cannot return the error.
         eprintln!("fqdnpath-kernel: failing closed: {e}");
         fqdnpath_datapath::invalid_frame_event(packet, DropReason::PolicyDenied, egress, now)
+    }
+
+    /// A packet judged by the egress or ingress program, in the frame built from it; when the
+    /// kernel cannot be asked, the packet is dropped (fail closed).
+    pub(crate) fn judge_packet(
+        &mut self,
+        egress: bool,
+        packet: &Packet,
+        now: Timestamp,
+    ) -> FlowEvent {
+        match self.judge(egress, &build_frame(packet, 0), now) {
+            Ok(Some(event)) => event,
+            Ok(None) => unreachable!("a built frame is IP, never ARP"),
+            Err(e) => Self::failed_event(packet, now, egress, &e),
+        }
     }
 
     /// A frame judged by the egress or ingress program; when the kernel cannot be asked, the
@@ -100,8 +112,7 @@ impl KernelDatapath {
         frame: &[u8],
         now: Timestamp,
     ) -> Option<FlowEvent> {
-        let program = if egress { PROG_EGRESS } else { PROG_INGRESS };
-        self.judge(program, frame, now).unwrap_or_else(|e| {
+        self.judge(egress, frame, now).unwrap_or_else(|e| {
             let packet = match parse_frame(frame) {
                 Parsed::Ip(p) | Parsed::Invalid { partial: p, .. } => p,
                 Parsed::Arp => return None,
