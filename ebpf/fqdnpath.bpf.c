@@ -92,6 +92,32 @@ static __always_inline int egress_ip(struct __sk_buff *skb, const struct fqdnpat
 	return finish(ev, pkt);
 }
 
+SEC("classifier")
+int fqdnpath_egress(struct __sk_buff *skb)
+{
+	struct fqdnpath_state *st = state();
+	struct fqdnpath_flow_event ev = {
+		.egress = 1,
+		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
+	};
+	struct packet pkt = {0};
+	__u64 now;
+	int ret;
+
+	if (!st)
+		return TC_ACT_SHOT;
+	now = now_ns(st);
+	ev.ts_ns = now;
+	ret = parse(skb, &pkt, &ev);
+	if (ret == 1)
+		return TC_ACT_OK; /* ARP */
+	if (ret != 0)
+		return drop(&ev, &pkt, ret);
+	if (pkt.family == 4)
+		return egress_ip(skb, st, &pkt, &ev, now, 4);
+	return egress_ip(skb, st, &pkt, &ev, now, 6);
+}
+
 /*
  * Lets a parsed IP packet of one family in, towards an endpoint: ingress policy is not
  * enforced; replies renew their flow, and a flow the peer opens is tracked so that the
@@ -123,16 +149,12 @@ static __always_inline int ingress_ip(struct fqdnpath_state *st, const struct pa
 	return finish(ev, pkt);
 }
 
-/*
- * The program of one direction, inlined into each with egress a constant: the state and the
- * clock, the parse (ARP passes unjudged, a frame that cannot be parsed is dropped), then the
- * judgement of the packet's family.
- */
-static __always_inline int judge(struct __sk_buff *skb, const __u8 egress)
+SEC("classifier")
+int fqdnpath_ingress(struct __sk_buff *skb)
 {
 	struct fqdnpath_state *st = state();
 	struct fqdnpath_flow_event ev = {
-		.egress = egress,
+		.egress = 0,
 		.policy_prefix_len = FQDNPATH_NO_POLICY_KEY,
 	};
 	struct packet pkt = {0};
@@ -145,29 +167,12 @@ static __always_inline int judge(struct __sk_buff *skb, const __u8 egress)
 	ev.ts_ns = now;
 	ret = parse(skb, &pkt, &ev);
 	if (ret == 1)
-		return TC_ACT_OK; /* ARP */
+		return TC_ACT_OK;
 	if (ret != 0)
 		return drop(&ev, &pkt, ret);
-	if (egress) {
-		if (pkt.family == 4)
-			return egress_ip(skb, st, &pkt, &ev, now, 4);
-		return egress_ip(skb, st, &pkt, &ev, now, 6);
-	}
 	if (pkt.family == 4)
 		return ingress_ip(st, &pkt, &ev, now, 4);
 	return ingress_ip(st, &pkt, &ev, now, 6);
-}
-
-SEC("classifier")
-int fqdnpath_egress(struct __sk_buff *skb)
-{
-	return judge(skb, 1);
-}
-
-SEC("classifier")
-int fqdnpath_ingress(struct __sk_buff *skb)
-{
-	return judge(skb, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
