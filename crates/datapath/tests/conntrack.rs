@@ -53,6 +53,18 @@ fn lifetime(ct: &Conntrack, tuple: &Tuple, at: Timestamp) -> Duration {
     Duration::from_nanos(expires.as_nanos() - at.as_nanos())
 }
 
+/// Tracks an egress packet of endpoint 1 to identity 9; `false` if the table is full.
+fn egress(ct: &mut Conntrack, tuple: Tuple, flags: TcpFlags, at: Timestamp) -> bool {
+    ct.track(
+        tuple,
+        EndpointId(1),
+        Direction::Egress,
+        Identity(9),
+        flags,
+        at,
+    )
+}
+
 fn at(secs: u64) -> Timestamp {
     Timestamp::from_nanos(secs * 1_000_000_000)
 }
@@ -63,34 +75,13 @@ fn every_state_renews_to_its_own_lifetime() {
         // TCP: opening, then established by a reply, then closing on a FIN.
         let mut ct = Conntrack::new(16);
         let tcp = flow(PROTO_TCP, v6);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(0)
-        ));
+        assert!(egress(&mut ct, tcp, NONE, at(0)));
         assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_SYN_LIFETIME);
         assert!(ct.reply(&tcp, NONE, at(1)));
         assert_eq!(lifetime(&ct, &tcp, at(1)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(2)
-        ));
+        assert!(egress(&mut ct, tcp, NONE, at(2)));
         assert_eq!(lifetime(&ct, &tcp, at(2)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            FIN,
-            at(3)
-        ));
+        assert!(egress(&mut ct, tcp, FIN, at(3)));
         assert_eq!(lifetime(&ct, &tcp, at(3)), TCP_CLOSE_LIFETIME);
         // Closing stays closing, whatever the next packet.
         assert!(ct.reply(&tcp, NONE, at(4)));
@@ -98,38 +89,17 @@ fn every_state_renews_to_its_own_lifetime() {
 
         // A reset before the handshake completes: closing too.
         let mut ct = Conntrack::new(16);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            RST,
-            at(0)
-        ));
+        assert!(egress(&mut ct, tcp, RST, at(0)));
         assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_CLOSE_LIFETIME);
 
         // Anything else lives the same whatever its state and flags.
         let mut ct = Conntrack::new(16);
         let udp = flow(PROTO_UDP, v6);
-        assert!(ct.track(
-            udp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(0)
-        ));
+        assert!(egress(&mut ct, udp, NONE, at(0)));
         assert_eq!(lifetime(&ct, &udp, at(0)), ANY_LIFETIME);
         assert!(ct.reply(&udp, NONE, at(1)));
         assert_eq!(lifetime(&ct, &udp, at(1)), ANY_LIFETIME);
-        assert!(ct.track(
-            udp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            FIN,
-            at(2)
-        ));
+        assert!(egress(&mut ct, udp, FIN, at(2)));
         assert_eq!(lifetime(&ct, &udp, at(2)), ANY_LIFETIME);
     }
 }
