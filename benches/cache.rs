@@ -23,8 +23,8 @@ use fqdnpath::cache::hickory_proto::op::Message;
 use fqdnpath::cache::hickory_proto::rr::RecordType;
 use fqdnpath::cache::wire::ResponseBuilder;
 use fqdnpath::cache::{
-    CacheConfig, DnsCache, Fqdn, ObservationBuf, Timestamp, UpdateOutcome, observe,
-    observe_hickory, observe_into,
+    CacheConfig, DnsCache, Fqdn, Observation, ObservationBuf, ObserveError, Timestamp,
+    UpdateOutcome, observe, observe_hickory, observe_into,
 };
 use fqdnpath::datapath::{Datapath, ReferenceDatapath};
 
@@ -46,17 +46,7 @@ fn response(i: usize) -> Vec<u8> {
 /// A cache holding 100k names with 4 IPs each, learned at t=0 with TTLs of 30 to 120 s.
 /// An agent whose one endpoint may reach `*.example.com`, and its programmed datapath.
 fn agent_and_datapath() -> (Agent, ReferenceDatapath) {
-    let policy = r#"
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: client, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: client}}
-  egress:
-    - toFQDNs: [{matchPattern: "*.example.com"}]
-      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
-"#;
-    let policies = common::policies(policy);
+    let policies = common::client_policies(&[]);
     let agent = Agent::new(AgentConfig::default(), &policies, &[common::client()]).unwrap();
     let mut datapath = ReferenceDatapath::default();
     datapath.program(agent.compiler(), &|_| true).unwrap();
@@ -84,85 +74,68 @@ fn bench_observe(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
     group.bench_function("hickory_parse", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let m = Message::from_vec(&wires[i & 4095]).unwrap();
-            i += 1;
-            black_box(m.answers.len())
+        common::in_turn(b, &wires, |_, w| {
+            Message::from_vec(w).unwrap().answers.len()
         });
     });
     // The old path: hickory-proto's parse, then the reduction.
     group.bench_function("hickory_parse_reduce", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let o = observe_hickory(&wires[i & 4095]).unwrap();
-            i += 1;
-            black_box(o.addresses.len())
+        common::in_turn(b, &wires, |_, w| {
+            observe_hickory(w).unwrap().addresses.len()
         });
     });
     // The public `observe`: the fast path, and an owned observation.
     group.bench_function("parse_reduce", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let o = observe(&wires[i & 4095]).unwrap();
-            i += 1;
-            black_box(o.addresses.len())
-        });
+        common::in_turn(b, &wires, |_, w| observe(w).unwrap().addresses.len());
     });
     // The fast path into reused buffers: no allocation.
     group.bench_function("fast_into", |b| {
         let mut buf = ObservationBuf::new();
-        let mut i = 0;
-        b.iter(|| {
-            observe_into(&wires[i & 4095], &mut buf).unwrap();
-            i += 1;
-            black_box(buf.addresses().len())
+        common::in_turn(b, &wires, |_, w| {
+            observe_into(w, &mut buf).unwrap();
+            buf.addresses().len()
         });
     });
     group.finish();
 }
 
+/// A way to observe a response: `observe` or `observe_hickory`.
+type Observe = fn(&[u8]) -> Result<Observation, ObserveError>;
+
 fn bench_ingest(c: &mut Criterion) {
     let wires: Vec<Vec<u8>> = (0..NAMES).step_by(NAMES / 4096).map(response).collect();
+    // The answers the benches below take in turn (the first 4096 of them).
+    let turn = &wires[..4096];
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(3));
     // Observe a response and apply it to a cache of 100k names: the answer refreshes a name
-    // the cache holds (the steady state of a busy endpoint).
-    group.bench_function("observe_update_warm_100k", |b| {
-        let mut cache = warm_cache();
-        let mut i = 0u64;
-        b.iter(|| {
-            let o = observe(&wires[(i & 4095) as usize]).unwrap();
-            let now = Timestamp::from_millis(i);
-            i += 1;
-            black_box(cache.update(now, &o.qname, &o.addresses, o.ttl).changed())
+    // the cache holds (the steady state of a busy endpoint). `observe`, then the old path end
+    // to end: hickory-proto's parse and reduction, then the update.
+    let observers: [(&str, Observe); 2] = [
+        ("observe_update_warm_100k", observe),
+        ("hickory_update_warm_100k", observe_hickory),
+    ];
+    for (name, observer) in observers {
+        group.bench_function(name, |b| {
+            let mut cache = warm_cache();
+            common::in_turn(b, turn, |i, w| {
+                let o = observer(w).unwrap();
+                let now = Timestamp::from_millis(i);
+                cache.update(now, &o.qname, &o.addresses, o.ttl).changed()
+            });
         });
-    });
-    // The old path end to end: hickory-proto's parse and reduction, then the update.
-    group.bench_function("hickory_update_warm_100k", |b| {
-        let mut cache = warm_cache();
-        let mut i = 0u64;
-        b.iter(|| {
-            let o = observe_hickory(&wires[(i & 4095) as usize]).unwrap();
-            let now = Timestamp::from_millis(i);
-            i += 1;
-            black_box(cache.update(now, &o.qname, &o.addresses, o.ttl).changed())
-        });
-    });
+    }
     // Issue 6's end-to-end ingest: wire answer to cache update with reused buffers, no
     // allocation (the fast path, then `DnsCache::observe_into`).
     group.bench_function("fast_update_warm_100k", |b| {
         let mut cache = warm_cache();
         let mut buf = ObservationBuf::new();
         let mut outcome = UpdateOutcome::default();
-        let mut i = 0u64;
-        b.iter(|| {
-            observe_into(&wires[(i & 4095) as usize], &mut buf).unwrap();
-            let now = Timestamp::from_millis(i);
-            i += 1;
-            cache.observe_into(now, &buf, &mut outcome);
-            black_box(outcome.changed())
+        common::in_turn(b, turn, |i, w| {
+            observe_into(w, &mut buf).unwrap();
+            cache.observe_into(Timestamp::from_millis(i), &buf, &mut outcome);
+            outcome.changed()
         });
     });
     // The whole agent path of issue 6: answer -> cache -> identities -> deltas applied to the
@@ -176,18 +149,12 @@ fn bench_ingest(c: &mut Criterion) {
                 .unwrap();
             datapath.apply(&learned.deltas).unwrap();
         }
-        let mut i = 4096u64;
-        b.iter(|| {
-            let learned = agent
-                .on_response(
-                    EndpointId(1),
-                    &wires[(i & 4095) as usize],
-                    Timestamp::from_millis(i),
-                )
-                .unwrap();
-            i += 1;
+        // Iteration `i` comes 4096 ms after the warm-up's answers began.
+        common::in_turn(b, turn, |i, w| {
+            let now = Timestamp::from_millis(4096 + i);
+            let learned = agent.on_response(EndpointId(1), w, now).unwrap();
             datapath.apply(&learned.deltas).unwrap();
-            black_box(learned.deltas.len())
+            learned.deltas.len()
         });
     });
     // The same into an empty cache (every pair is new); the cache is made outside the timing.
@@ -238,20 +205,15 @@ fn bench_cache(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(1));
     group.bench_function("lookup_100k", |b| {
-        let mut i = 0;
-        b.iter(|| {
+        common::in_turn(b, &names, |_, name| {
             let mut n = 0;
-            cache.lookup_with(&names[i & 4095], Timestamp::from_secs(10), |_, _| n += 1);
-            i += 1;
-            black_box(n)
+            cache.lookup_with(name, Timestamp::from_secs(10), |_, _| n += 1);
+            n
         });
     });
     group.bench_function("lookup_ip_100k", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let names = cache.lookup_ip(ips[i & 4095], Timestamp::from_secs(10));
-            i += 1;
-            black_box(names.len())
+        common::in_turn(b, &ips, |_, ip| {
+            cache.lookup_ip(*ip, Timestamp::from_secs(10)).len()
         });
     });
     group.throughput(Throughput::Elements(cache.len() as u64));

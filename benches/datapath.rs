@@ -13,37 +13,18 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fqdnpath::cache::{Fqdn, Timestamp};
-use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::lpm::LpmTable;
-use fqdnpath::datapath::{Datapath, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
+use fqdnpath::datapath::{Datapath, Packet, ReferenceDatapath, Verdict};
 use fqdnpath::policy::compile::{Compiler, Endpoint};
 use fqdnpath::policy::manifest::NetworkPolicy;
 
-const CLIENT_POLICY: &str = r#"
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: client, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: client}}
-  egress:
-    - toFQDNs: [{matchPattern: "*.example.com"}]
-      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
-    - toCIDR: [192.0.2.0/24, 198.51.100.0/24]
-"#;
-
 /// A datapath with `n` learned IPs (one /32 or /128 each) of `svc{k}.example.com`.
 fn datapath(n: u32, v6: bool) -> ReferenceDatapath {
-    let mut compiler =
-        Compiler::new(&common::policies(CLIENT_POLICY), &[common::client()]).unwrap();
+    let policies = common::client_policies(&["192.0.2.0/24", "198.51.100.0/24"]);
+    let mut compiler = Compiler::new(&policies, &[common::client()]).unwrap();
     let mut dp = ReferenceDatapath::default();
     dp.program(&compiler, &|_| true).unwrap();
-    for i in 0..n {
-        let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
-        let deltas = compiler
-            .update_ip(common::learned_ip(i, v6), BTreeSet::from([name]))
-            .unwrap();
-        dp.apply(&deltas).unwrap();
-    }
+    common::learn_names(&mut compiler, n, v6, |deltas| dp.apply(deltas).unwrap());
     dp
 }
 
@@ -56,13 +37,9 @@ fn bench_verdict(c: &mut Criterion) {
             let mut dp = datapath(n, v6);
             let mut rng = common::Rng::new(3);
             let packets: Vec<Packet> = (0..4096)
-                .map(|_| Packet {
-                    src: "10.0.0.1".parse().unwrap(),
-                    dst: common::learned_ip(rng.below(n as usize) as u32, v6),
-                    proto: PROTO_TCP,
-                    sport: 40_000,
-                    dport: 443,
-                    flags: TcpFlags::default(),
+                .map(|_| {
+                    let dst = common::learned_ip(rng.below(n as usize) as u32, v6);
+                    common::client_packet(dst, 40_000)
                 })
                 .collect();
             assert_eq!(
@@ -70,12 +47,7 @@ fn bench_verdict(c: &mut Criterion) {
                 Verdict::Forwarded
             );
             group.bench_with_input(BenchmarkId::new(family, n), &n, |b, _| {
-                let mut i = 0;
-                b.iter(|| {
-                    let e = dp.egress(&packets[i & 4095], Timestamp::ZERO);
-                    i += 1;
-                    black_box(e.verdict)
-                });
+                common::in_turn(b, &packets, |_, p| dp.egress(p, Timestamp::ZERO).verdict);
             });
         }
     }
@@ -118,19 +90,12 @@ fn bench_lpm(c: &mut Criterion) {
         assert_eq!(a, b);
     }
     group.bench_function("own_ipv4_100k", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let r = own.lookup(probes[i & 4095]);
-            i += 1;
-            black_box(r.map(|(l, _)| l))
-        });
+        common::in_turn(b, &probes, |_, p| own.lookup(*p).map(|(l, _)| l));
     });
     group.bench_function("prefix_trie_ipv4_100k", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let key = ipnet::Ipv4Net::new(Ipv4Addr::from(probes[i & 4095]), 32).unwrap();
-            i += 1;
-            black_box(trie.get_lpm(&key).map(|(_, v)| *v))
+        common::in_turn(b, &probes, |_, p| {
+            let key = ipnet::Ipv4Net::new(Ipv4Addr::from(*p), 32).unwrap();
+            trie.get_lpm(&key).map(|(_, v)| *v)
         });
     });
     group.finish();

@@ -16,37 +16,22 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use fqdnpath::agent::{Agent, AgentConfig};
+use fqdnpath::cache::Timestamp;
 use fqdnpath::cache::hickory_proto::rr::RecordType;
 use fqdnpath::cache::wire::ResponseBuilder;
-use fqdnpath::cache::{Fqdn, Timestamp};
-use fqdnpath::datapath::conntrack::TcpFlags;
 use fqdnpath::datapath::frame::build_frame;
-use fqdnpath::datapath::{Datapath, MapSizes, PROTO_TCP, Packet, ReferenceDatapath, Verdict};
+use fqdnpath::datapath::{Datapath, MapSizes, Packet, ReferenceDatapath, Verdict};
 use fqdnpath::kernel::{Baseline, Clock, KernelDatapath};
 use fqdnpath::policy::compile::Compiler;
 use fqdnpath::policy::manifest::NetworkPolicy;
 
-const POLICY: &str = r#"
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: client, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: client}}
-  egress:
-    - toFQDNs: [{matchPattern: "*.example.com"}]
-      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
-    - toCIDR: [192.0.2.0/24]
-"#;
-
 fn policies() -> Vec<NetworkPolicy> {
-    common::policies(POLICY)
+    common::client_policies(&["192.0.2.0/24"])
 }
 
 fn learned_ip(i: u32) -> IpAddr {
@@ -58,14 +43,10 @@ fn fill(n: u32, kernel: &mut KernelDatapath, model: &mut ReferenceDatapath) {
     let mut compiler = Compiler::new(&policies(), &[common::client()]).unwrap();
     kernel.program(&compiler, &|_| true).unwrap();
     model.program(&compiler, &|_| true).unwrap();
-    for i in 0..n {
-        let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
-        let deltas = compiler
-            .update_ip(learned_ip(i), BTreeSet::from([name]))
-            .unwrap();
-        kernel.apply(&deltas).unwrap();
-        model.apply(&deltas).unwrap();
-    }
+    common::learn_names(&mut compiler, n, false, |deltas| {
+        kernel.apply(deltas).unwrap();
+        model.apply(deltas).unwrap();
+    });
 }
 
 /// Kernel time of `iters` runs of a program (`time`: one frame, a number of runs, the time per
@@ -102,14 +83,7 @@ fn verdict_setup(
     fill(n, kernel, &mut model);
     let mut rng = common::Rng::new(5);
     let packets: Vec<Packet> = (0..64)
-        .map(|k| Packet {
-            src: "10.0.0.1".parse().unwrap(),
-            dst: learned_ip(rng.below(n as usize) as u32),
-            proto: PROTO_TCP,
-            sport: 40_000 + k,
-            dport: 443,
-            flags: TcpFlags::default(),
-        })
+        .map(|k| common::client_packet(learned_ip(rng.below(n as usize) as u32), 40_000 + k))
         .collect();
     let frames: Vec<Vec<u8>> = packets.iter().map(|p| build_frame(p, 0)).collect();
     let identity = model.egress(&packets[0], Timestamp::ZERO).dst_identity;
@@ -153,12 +127,7 @@ fn bench_verdict(c: &mut Criterion, kernel: &mut KernelDatapath) {
             });
         });
         group.bench_with_input(BenchmarkId::new("model", n), &n, |b, _| {
-            let mut i = 0;
-            b.iter(|| {
-                let e = model.egress(&packets[i & 63], Timestamp::ZERO);
-                i += 1;
-                black_box(e.verdict)
-            });
+            common::in_turn(b, &packets, |_, p| model.egress(p, Timestamp::ZERO).verdict);
         });
     }
     group.finish();

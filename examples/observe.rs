@@ -72,42 +72,28 @@ fn print_state(caches: &EndpointCaches, now: Timestamp) {
 
 /// The responses the pod receives: (seconds, what, wire bytes).
 fn responses() -> Vec<(u64, &'static str, Vec<u8>)> {
-    vec![
-        (
-            0,
-            "github.com A",
-            ResponseBuilder::new(0x1001, "github.com", RecordType::A)
-                .address("github.com", ip("140.82.112.3"), 60)
-                .edns(1232)
-                .to_wire()
-                .expect("a valid response"),
-        ),
-        (
-            5,
-            "www.GitHub.com A, through a CNAME",
-            ResponseBuilder::new(0x1002, "www.GitHub.com", RecordType::A)
-                .cname("www.GitHub.com", "github.com", 300)
-                .address("github.com", ip("140.82.112.4"), 30)
-                .to_wire()
-                .expect("a valid response"),
-        ),
-        (
-            10,
-            "api.example.com AAAA",
-            ResponseBuilder::new(0x1003, "api.example.com", RecordType::AAAA)
-                .address("api.example.com", ip("2001:db8::10"), 600)
-                .to_wire()
-                .expect("a valid response"),
-        ),
-        (
-            12,
-            "nope.example.com A, NXDOMAIN",
-            ResponseBuilder::new(0x1004, "nope.example.com", RecordType::A)
-                .rcode(ResponseCode::NXDomain)
-                .to_wire()
-                .expect("a valid response"),
-        ),
+    let github = ResponseBuilder::new(0x1001, "github.com", RecordType::A)
+        .address("github.com", ip("140.82.112.3"), 60)
+        .edns(1232);
+    let www = ResponseBuilder::new(0x1002, "www.GitHub.com", RecordType::A)
+        .cname("www.GitHub.com", "github.com", 300)
+        .address("github.com", ip("140.82.112.4"), 30);
+    let api = ResponseBuilder::new(0x1003, "api.example.com", RecordType::AAAA).address(
+        "api.example.com",
+        ip("2001:db8::10"),
+        600,
+    );
+    let nope = ResponseBuilder::new(0x1004, "nope.example.com", RecordType::A)
+        .rcode(ResponseCode::NXDomain);
+    [
+        (0, "github.com A", github),
+        (5, "www.GitHub.com A, through a CNAME", www),
+        (10, "api.example.com AAAA", api),
+        (12, "nope.example.com A, NXDOMAIN", nope),
     ]
+    .into_iter()
+    .map(|(secs, what, response)| (secs, what, response.to_wire().expect("a valid response")))
+    .collect()
 }
 
 fn main() {

@@ -1,12 +1,19 @@
 //! Inputs shared by the benches: deterministic selector sets, names and DNS responses, and
-//! the client endpoint, its policies and its learned addresses of the datapath benches.
+//! the client endpoint, its policies, its learned addresses and its packets of the datapath
+//! benches; and the loop that benches a routine over a set of inputs in turn.
 #![allow(dead_code, unreachable_pub)]
 #![expect(clippy::cast_possible_truncation, reason = "bench inputs are small")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use fqdnpath::policy::compile::Endpoint;
+use criterion::Bencher;
+use fqdnpath::cache::Fqdn;
+use fqdnpath::datapath::conntrack::TcpFlags;
+use fqdnpath::datapath::{PROTO_TCP, Packet};
+use fqdnpath::policy::compile::{Compiler, Delta, Endpoint};
 use fqdnpath::policy::load_str;
 use fqdnpath::policy::manifest::NetworkPolicy;
 
@@ -94,6 +101,28 @@ pub fn policies(yaml: &str) -> Vec<NetworkPolicy> {
     load_str("bench.yaml", yaml).unwrap().network_policies()
 }
 
+/// The client's policy: `*.example.com` on TCP 443.
+const CLIENT_POLICY: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+    - toFQDNs: [{matchPattern: "*.example.com"}]
+      toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"#;
+
+/// The client's policy ([`client`]): `*.example.com` on TCP 443, and a rule to `cidrs` on any
+/// port unless there are none.
+pub fn client_policies(cidrs: &[&str]) -> Vec<NetworkPolicy> {
+    let mut yaml = CLIENT_POLICY.to_owned();
+    if !cidrs.is_empty() {
+        writeln!(yaml, "    - toCIDR: [{}]", cidrs.join(", ")).unwrap();
+    }
+    policies(&yaml)
+}
+
 /// The client pod the datapath benches judge (`default/client`, `app: client`, 10.0.0.1).
 pub fn client() -> Endpoint {
     Endpoint {
@@ -114,4 +143,41 @@ pub fn learned_ip(i: u32, v6: bool) -> IpAddr {
     } else {
         IpAddr::V4(Ipv4Addr::from(0x6400_0000 | i))
     }
+}
+
+/// Learns `n` addresses ([`learned_ip`]) of 1000 names `svc{k}.example.com`, and hands the
+/// map changes of each to `apply`.
+pub fn learn_names(compiler: &mut Compiler, n: u32, v6: bool, mut apply: impl FnMut(&[Delta])) {
+    for i in 0..n {
+        let name = Fqdn::new(&format!("svc{}.example.com", i % 1000));
+        let deltas = compiler
+            .update_ip(learned_ip(i, v6), BTreeSet::from([name]))
+            .unwrap();
+        apply(&deltas);
+    }
+}
+
+/// A TCP packet without flags from the client (10.0.0.1) port `sport` to `dst`:443.
+pub fn client_packet(dst: IpAddr, sport: u16) -> Packet {
+    Packet {
+        src: "10.0.0.1".parse().unwrap(),
+        dst,
+        proto: PROTO_TCP,
+        sport,
+        dport: 443,
+        flags: TcpFlags::default(),
+    }
+}
+
+/// Benches `routine` on `inputs` in turn (their number a power of two, so that the turn is a
+/// mask), given the number of the iteration too.
+pub fn in_turn<T, R>(b: &mut Bencher<'_>, inputs: &[T], mut routine: impl FnMut(u64, &T) -> R) {
+    assert!(inputs.len().is_power_of_two());
+    let mask = inputs.len() - 1;
+    let mut i = 0u64;
+    b.iter(|| {
+        let r = routine(i, &inputs[i as usize & mask]);
+        i += 1;
+        black_box(r)
+    });
 }

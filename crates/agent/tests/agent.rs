@@ -63,6 +63,14 @@ fn query(id: u16, name: &str) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// A response to `github.com` A: `140.82.112.3` for `ttl` seconds.
+fn github_answer(ttl: u32) -> Vec<u8> {
+    ResponseBuilder::new(1, "github.com", RecordType::A)
+        .address("github.com", ip("140.82.112.3"), ttl)
+        .to_wire()
+        .unwrap()
+}
+
 fn t(secs: u64) -> Timestamp {
     Timestamp::from_secs(secs)
 }
@@ -126,10 +134,7 @@ fn malformed_queries_are_typed_errors() {
 #[test]
 fn responses_are_learned_into_map_changes() {
     let mut a = agent(AgentConfig::default());
-    let wire = ResponseBuilder::new(1, "github.com", RecordType::A)
-        .address("github.com", ip("140.82.112.3"), 30)
-        .to_wire()
-        .unwrap();
+    let wire = github_answer(30);
     let learned = a.on_response(EndpointId(1), &wire, t(0)).unwrap();
     assert_eq!(learned.observation.addresses, [ip("140.82.112.3")]);
     assert!(learned.deltas.iter().any(|d| matches!(d, Delta::IpcacheUpsert { prefix, .. } if *prefix == Prefix::host(ip("140.82.112.3")))));
@@ -145,10 +150,7 @@ fn responses_are_learned_into_map_changes() {
 #[test]
 fn entries_leave_the_maps_only_when_their_zombie_dies() {
     let mut a = agent(AgentConfig::default());
-    let wire = ResponseBuilder::new(1, "github.com", RecordType::A)
-        .address("github.com", ip("140.82.112.3"), 30)
-        .to_wire()
-        .unwrap();
+    let wire = github_answer(30);
     a.on_response(EndpointId(1), &wire, t(0)).unwrap();
     // GC after expiry: the pair becomes a zombie, the IP keeps its identity.
     let (_, deltas) = a.dns_gc(t(60)).unwrap();
@@ -168,10 +170,7 @@ fn entries_leave_the_maps_only_when_their_zombie_dies() {
 #[test]
 fn a_restart_restores_the_maps_of_learned_ips() {
     let mut a = agent(AgentConfig::default());
-    let wire = ResponseBuilder::new(1, "github.com", RecordType::A)
-        .address("github.com", ip("140.82.112.3"), 300)
-        .to_wire()
-        .unwrap();
+    let wire = github_answer(300);
     a.on_response(EndpointId(1), &wire, t(0)).unwrap();
     let snapshot = a.snapshot();
     let mut fresh = agent(AgentConfig::default());

@@ -3,7 +3,9 @@
 //! everything) and must agree; on mutated responses, whenever it does not decline, it must
 //! agree; and the public entry points give hickory-proto's result or error on every input.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod common;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use fqdnpath_cache::hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use fqdnpath_cache::hickory_proto::rr::rdata::opt::EdnsOption;
@@ -15,6 +17,8 @@ use fqdnpath_cache::{
     Timestamp, UpdateOutcome, observe, observe_fast, observe_hickory, observe_into,
 };
 use proptest::prelude::*;
+
+use common::{ip, single_answer, wire};
 
 /// Checks one input: the fast path agrees with hickory-proto whenever it observes, and the
 /// public entry points give exactly hickory-proto's result or error. Returns whether the fast
@@ -296,10 +300,6 @@ proptest! {
     }
 }
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
 /// The benches' response: 1 CNAME + 4 A, with EDNS.
 fn bench_shape() -> Vec<u8> {
     let mut b = ResponseBuilder::new(7, "svc1.example.com", RecordType::A)
@@ -308,7 +308,7 @@ fn bench_shape() -> Vec<u8> {
     for k in 1..=4 {
         b = b.address("lb1.edge.example.net", ip(&format!("10.0.0.{k}")), 60);
     }
-    b.to_wire().unwrap()
+    wire(&b)
 }
 
 #[test]
@@ -345,26 +345,22 @@ fn nxdomain_with_soa_is_left_to_hickory() {
 
 #[test]
 fn other_answer_types_are_left_to_hickory() {
-    let wire = ResponseBuilder::new(1, "a.example", RecordType::TXT)
-        .record("a.example", 60, RData::TXT(TXT::new(vec!["hi".into()])))
-        .to_wire()
-        .unwrap();
+    let wire = wire(
+        &ResponseBuilder::new(1, "a.example", RecordType::TXT).record(
+            "a.example",
+            60,
+            RData::TXT(TXT::new(vec!["hi".into()])),
+        ),
+    );
     assert!(!agree(&wire));
     assert_eq!(observe(&wire).unwrap().answer_types, [RecordType::TXT]);
 }
 
 #[test]
 fn queries_and_questionless_responses_get_hickorys_errors() {
-    let query = ResponseBuilder::new(1, "a.example", RecordType::A)
-        .as_query()
-        .to_wire()
-        .unwrap();
-    assert!(!agree(&query));
-    let no_question = ResponseBuilder::new(1, "a.example", RecordType::A)
-        .without_question()
-        .to_wire()
-        .unwrap();
-    assert!(!agree(&no_question));
+    let question = || ResponseBuilder::new(1, "a.example", RecordType::A);
+    assert!(!agree(&wire(&question().as_query())));
+    assert!(!agree(&wire(&question().without_question())));
 }
 
 #[test]
@@ -469,10 +465,12 @@ fn escaped_and_upper_case_names_match_hickory() {
 
 #[test]
 fn mapped_aaaa_counts_as_ipv4_on_both_paths() {
-    let wire = ResponseBuilder::new(1, "a.example", RecordType::AAAA)
-        .address("a.example", ip("::ffff:192.0.2.1"), 60)
-        .to_wire()
-        .unwrap();
+    let wire = single_answer(
+        "a.example",
+        RecordType::AAAA,
+        "a.example",
+        "::ffff:192.0.2.1",
+    );
     assert!(agree(&wire));
     assert_eq!(observe(&wire).unwrap().addresses, [ip("192.0.2.1")]);
 }
@@ -519,11 +517,11 @@ fn cache_observe_into_learns_only_learnable_responses() {
     let mut b = DnsCache::new(CacheConfig::default());
     let mut buf = ObservationBuf::new();
     let mut outcome = UpdateOutcome::default();
-    let nxdomain = ResponseBuilder::new(2, "a.example", RecordType::A)
-        .rcode(ResponseCode::NXDomain)
-        .address("a.example", ip("192.0.2.9"), 60)
-        .to_wire()
-        .unwrap();
+    let nxdomain = wire(
+        &ResponseBuilder::new(2, "a.example", RecordType::A)
+            .rcode(ResponseCode::NXDomain)
+            .address("a.example", ip("192.0.2.9"), 60),
+    );
     for (t, wire) in [bench_shape(), nxdomain].iter().enumerate() {
         let now = Timestamp::from_secs(t as u64);
         let obs = observe(wire).unwrap();

@@ -28,7 +28,9 @@ use fqdnpath_policy::policymap::{DnsAllow, DropReason, MatchType, PolicyAction, 
 
 use crate::conntrack::TcpFlags;
 use crate::frame::{ETH_P_ARP, build_frame};
-use crate::{Datapath, DatapathError, MapSizes, PROTO_TCP, PROTO_UDP, Packet, Verdict};
+use crate::{
+    Capacity, Datapath, DatapathError, FlowEvent, MapSizes, PROTO_TCP, PROTO_UDP, Packet, Verdict,
+};
 
 /// Makes a fresh, empty datapath with maps of the given sizes.
 pub type Factory<'a> = dyn FnMut(MapSizes) -> Box<dyn Datapath> + 'a;
@@ -116,17 +118,17 @@ pub fn compiler() -> Compiler {
     Compiler::new(&policies, &endpoints).unwrap()
 }
 
-/// Runs `body` on a fresh datapath with maps of `sizes`, programmed from a fresh compiler;
-/// `programmed` is what programming returned.
+/// Runs `body` on a fresh datapath with maps of `sizes`, programmed (successfully) from a
+/// fresh compiler.
 fn check(
     make: &mut Factory<'_>,
     sizes: MapSizes,
-    body: impl FnOnce(&mut Compiler, &mut dyn Datapath, Result<(), DatapathError>),
+    body: impl FnOnce(&mut Compiler, &mut dyn Datapath),
 ) {
     let mut compiler = compiler();
     let mut dp = make(sizes);
-    let programmed = dp.program(&compiler, &|_| true);
-    body(&mut compiler, &mut *dp, programmed);
+    dp.program(&compiler, &|_| true).unwrap();
+    body(&mut compiler, &mut *dp);
 }
 
 /// A TCP packet without flags, from `src:sport` to `dst:dport` (addresses as text).
@@ -156,16 +158,42 @@ fn learn(compiler: &mut Compiler, dp: &mut dyn Datapath, addr: &str, name: &str)
         .unwrap();
 }
 
+/// A DNS query of `default/dns-client` to kube-dns (UDP, `10.0.1.10:40000` to `10.0.2.53:53`).
+fn dns_query() -> Packet {
+    Packet {
+        proto: PROTO_UDP,
+        ..tcp("10.0.1.10", "10.0.2.53", 40000, 53)
+    }
+}
+
+/// Asserts that `event` is a drop for `reason`.
+fn assert_dropped(event: &FlowEvent, reason: DropReason) {
+    assert_eq!(
+        (event.verdict, event.drop_reason),
+        (Verdict::Dropped, Some(reason))
+    );
+}
+
+/// Asserts that applying `deltas` fails on the full map `map` of `max_entries`, which then
+/// holds that many entries (`used` reads them from the capacity).
+fn assert_overfills(
+    dp: &mut dyn Datapath,
+    deltas: &[Delta],
+    map: &'static str,
+    max_entries: usize,
+    used: fn(&Capacity) -> usize,
+) {
+    let err = dp.apply(deltas).unwrap_err();
+    assert_eq!(err, DatapathError::MapFull { map, max_entries }, "{err:?}");
+    assert_eq!(used(&dp.capacity()), max_entries);
+}
+
 /// Case: DNS is redirected with its rules and FQDN traffic waits for the answer.
 pub fn dns_is_redirected_with_its_rules_and_fqdn_traffic_waits_for_the_answer(
     make: &mut Factory<'_>,
 ) {
-    check(make, MapSizes::default(), |compiler, dp, programmed| {
-        programmed.unwrap();
-        let dns = Packet {
-            proto: PROTO_UDP,
-            ..tcp("10.0.1.10", "10.0.2.53", 40000, 53)
-        };
+    check(make, MapSizes::default(), |compiler, dp| {
+        let dns = dns_query();
         let event = dp.egress(&dns, t(0));
         assert_eq!(event.verdict, Verdict::Redirected);
         assert_eq!(event.match_type, Some(MatchType::L3L4));
@@ -208,21 +236,16 @@ pub fn dns_is_redirected_with_its_rules_and_fqdn_traffic_waits_for_the_answer(
 
 /// Case: A deny wins and names its key.
 pub fn a_deny_wins_and_names_its_key(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |_, dp| {
         let event = dp.egress(&tcp("10.0.1.10", "203.0.113.9", 41000, 443), t(0));
-        assert_eq!(
-            (event.verdict, event.drop_reason),
-            (Verdict::Dropped, Some(DropReason::PolicyDeny))
-        );
+        assert_dropped(&event, DropReason::PolicyDeny);
         assert_eq!(event.policy_key.map(|k| k.proto), Some(0));
     });
 }
 
 /// Case: Replies pass and every egress packet is judged.
 pub fn replies_pass_and_every_egress_packet_is_judged(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |compiler, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |compiler, dp| {
         learn(compiler, dp, "140.82.112.3", "github.com");
         let out = tcp("10.0.1.10", "140.82.112.3", 41000, 443);
         assert_eq!(dp.egress(&out, t(0)).verdict, Verdict::Forwarded);
@@ -232,17 +255,13 @@ pub fn replies_pass_and_every_egress_packet_is_judged(make: &mut Factory<'_>) {
         // The IP loses its identity: the next packet of the connection is dropped.
         learn(compiler, dp, "140.82.112.3", "");
         let event = dp.egress(&out, t(20));
-        assert_eq!(
-            (event.verdict, event.drop_reason),
-            (Verdict::Dropped, Some(DropReason::PolicyDenied))
-        );
+        assert_dropped(&event, DropReason::PolicyDenied);
     });
 }
 
 /// Case: A flow the peer opened is answered without egress policy.
 pub fn a_flow_the_peer_opened_is_answered_without_egress_policy(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |_, dp| {
         let inbound = tcp("192.0.2.50", "10.0.1.10", 50000, 8080);
         assert!(!dp.ingress(&inbound, t(0)).is_reply);
         let answer = tcp("10.0.1.10", "192.0.2.50", 8080, 50000);
@@ -255,8 +274,7 @@ pub fn a_flow_the_peer_opened_is_answered_without_egress_policy(make: &mut Facto
 
 /// Case: Unknown sources are dropped.
 pub fn unknown_sources_are_dropped(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |_, dp| {
         let event = dp.egress(&tcp("10.9.9.9", "10.0.2.53", 1, 53), t(0));
         assert_eq!(event.drop_reason, Some(DropReason::InvalidSourceIp));
         assert_eq!(event.endpoint, None);
@@ -265,8 +283,7 @@ pub fn unknown_sources_are_dropped(make: &mut Factory<'_>) {
 
 /// Case: IPv6 sources are endpoints too.
 pub fn ipv6_sources_are_endpoints_too(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |_, dp| {
         let event = dp.egress(&tcp("fd00::10", "2001:db8::1", 1000, 443), t(0));
         assert_eq!(
             (event.endpoint, event.drop_reason),
@@ -277,8 +294,7 @@ pub fn ipv6_sources_are_endpoints_too(make: &mut Factory<'_>) {
 
 /// Case: Conntrack gc reports live destinations and expires flows.
 pub fn conntrack_gc_reports_live_destinations_and_expires_flows(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |compiler, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |compiler, dp| {
         learn(compiler, dp, "140.82.112.3", "github.com");
         dp.egress(&tcp("10.0.1.10", "140.82.112.3", 41000, 443), t(0));
         dp.ingress(&tcp("140.82.112.3", "10.0.1.10", 443, 41000), t(0));
@@ -317,38 +333,20 @@ pub fn a_full_ipcache_is_an_error_and_fails_closed(make: &mut Factory<'_>) {
             ipcache4: 3,
             ..MapSizes::default()
         },
-        |compiler, dp, programmed| {
+        |compiler, dp| {
             // Two pod IPs and the denied CIDR fill the IPv4 ipcache.
-            programmed.unwrap();
             let deltas = compiler
                 .update_ip(
                     ip("140.82.112.3"),
                     BTreeSet::from([Fqdn::new("github.com")]),
                 )
                 .unwrap();
-            let err = dp.apply(&deltas).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    DatapathError::MapFull {
-                        map: "ipcache4",
-                        max_entries: 3
-                    }
-                ),
-                "{err:?}"
-            );
-            assert_eq!(dp.capacity().ipcache4.used, 3);
+            assert_overfills(dp, &deltas, "ipcache4", 3, |c| c.ipcache4.used);
             // Fail closed: even DNS to kube-dns, which the policy allows, is dropped now,
             // and stays dropped after a change that fits.
-            let dns = Packet {
-                proto: PROTO_UDP,
-                ..tcp("10.0.1.10", "10.0.2.53", 40000, 53)
-            };
+            let dns = dns_query();
             let event = dp.egress(&dns, t(0));
-            assert_eq!(
-                (event.verdict, event.drop_reason),
-                (Verdict::Dropped, Some(DropReason::PolicyDenied))
-            );
+            assert_dropped(&event, DropReason::PolicyDenied);
             dp.apply(&[Delta::IpcacheDelete {
                 prefix: fqdnpath_policy::compile::Prefix::host(ip("10.0.2.53")),
             }])
@@ -366,8 +364,7 @@ pub fn a_full_policy_map_is_an_error_and_fails_closed_for_its_endpoint(make: &mu
             policy: 64,
             ..MapSizes::default()
         },
-        |_, dp, programmed| {
-            programmed.unwrap();
+        |_, dp| {
             let used = dp.capacity().policy.used;
             let extra: Vec<Delta> = (0..=64 - used)
                 .map(|i| Delta::PolicyUpsert {
@@ -376,22 +373,8 @@ pub fn a_full_policy_map_is_an_error_and_fails_closed_for_its_endpoint(make: &mu
                     action: PolicyAction::Allow,
                 })
                 .collect();
-            let err = dp.apply(&extra).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    DatapathError::MapFull {
-                        map: "policy",
-                        max_entries: 64
-                    }
-                ),
-                "{err:?}"
-            );
-            assert_eq!(dp.capacity().policy.used, 64);
-            let dns = Packet {
-                proto: PROTO_UDP,
-                ..tcp("10.0.1.10", "10.0.2.53", 40000, 53)
-            };
+            assert_overfills(dp, &extra, "policy", 64, |c| c.policy.used);
+            let dns = dns_query();
             assert_eq!(
                 dp.egress(&dns, t(0)).drop_reason,
                 Some(DropReason::PolicyDenied)
@@ -402,12 +385,8 @@ pub fn a_full_policy_map_is_an_error_and_fails_closed_for_its_endpoint(make: &mu
 
 /// Case: Frames are parsed alike and fail closed.
 pub fn frames_are_parsed_alike_and_fail_closed(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
-        let dns = Packet {
-            proto: PROTO_UDP,
-            ..tcp("10.0.1.10", "10.0.2.53", 40000, 53)
-        };
+    check(make, MapSizes::default(), |_, dp| {
+        let dns = dns_query();
         let frame = build_frame(&dns, 12);
         let event = dp.egress_frame(&frame, t(0)).unwrap();
         assert_eq!(event.verdict, Verdict::Redirected);
@@ -461,8 +440,7 @@ pub fn frames_are_parsed_alike_and_fail_closed(make: &mut Factory<'_>) {
 
 /// Case: IPv6 extension headers are walked up to four.
 pub fn ipv6_extension_headers_are_walked_up_to_four(make: &mut Factory<'_>) {
-    check(make, MapSizes::default(), |_, dp, programmed| {
-        programmed.unwrap();
+    check(make, MapSizes::default(), |_, dp| {
         let packet = tcp("fd00::10", "2001:db8::1", 1000, 443);
         let frame = build_frame(&packet, 0);
         // Insert `n` hop-by-hop/destination headers of 8 bytes before TCP.

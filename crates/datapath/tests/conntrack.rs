@@ -57,79 +57,63 @@ fn at(secs: u64) -> Timestamp {
     Timestamp::from_nanos(secs * 1_000_000_000)
 }
 
+/// Which way a packet of a flow goes.
+#[derive(Clone, Copy)]
+enum Way {
+    /// In the opening direction: egress of endpoint 1, to identity 9.
+    Out,
+    /// The reply.
+    Back,
+}
+
+/// Sends `packets` of the flow `tuple` through a fresh table, each `(way, flags, at, lifetime)`:
+/// every one must be tracked, and leave the flow `lifetime` to live.
+fn assert_lifetimes(tuple: Tuple, packets: &[(Way, TcpFlags, u64, Duration)]) {
+    let mut ct = Conntrack::new(16);
+    for &(way, flags, secs, want) in packets {
+        let now = at(secs);
+        let tracked = match way {
+            Way::Out => ct.track(
+                tuple,
+                EndpointId(1),
+                Direction::Egress,
+                Identity(9),
+                flags,
+                now,
+            ),
+            Way::Back => ct.reply(&tuple, flags, now),
+        };
+        assert!(tracked, "at {secs} s");
+        assert_eq!(lifetime(&ct, &tuple, now), want, "at {secs} s");
+    }
+}
+
 #[test]
 fn every_state_renews_to_its_own_lifetime() {
     for v6 in [false, true] {
-        // TCP: opening, then established by a reply, then closing on a FIN.
-        let mut ct = Conntrack::new(16);
+        // TCP: opening, then established by a reply, then closing on a FIN. Closing stays
+        // closing, whatever the next packet.
         let tcp = flow(PROTO_TCP, v6);
-        assert!(ct.track(
+        assert_lifetimes(
             tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(0)
-        ));
-        assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_SYN_LIFETIME);
-        assert!(ct.reply(&tcp, NONE, at(1)));
-        assert_eq!(lifetime(&ct, &tcp, at(1)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(2)
-        ));
-        assert_eq!(lifetime(&ct, &tcp, at(2)), TCP_ESTABLISHED_LIFETIME);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            FIN,
-            at(3)
-        ));
-        assert_eq!(lifetime(&ct, &tcp, at(3)), TCP_CLOSE_LIFETIME);
-        // Closing stays closing, whatever the next packet.
-        assert!(ct.reply(&tcp, NONE, at(4)));
-        assert_eq!(lifetime(&ct, &tcp, at(4)), TCP_CLOSE_LIFETIME);
-
+            &[
+                (Way::Out, NONE, 0, TCP_SYN_LIFETIME),
+                (Way::Back, NONE, 1, TCP_ESTABLISHED_LIFETIME),
+                (Way::Out, NONE, 2, TCP_ESTABLISHED_LIFETIME),
+                (Way::Out, FIN, 3, TCP_CLOSE_LIFETIME),
+                (Way::Back, NONE, 4, TCP_CLOSE_LIFETIME),
+            ],
+        );
         // A reset before the handshake completes: closing too.
-        let mut ct = Conntrack::new(16);
-        assert!(ct.track(
-            tcp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            RST,
-            at(0)
-        ));
-        assert_eq!(lifetime(&ct, &tcp, at(0)), TCP_CLOSE_LIFETIME);
-
+        assert_lifetimes(tcp, &[(Way::Out, RST, 0, TCP_CLOSE_LIFETIME)]);
         // Anything else lives the same whatever its state and flags.
-        let mut ct = Conntrack::new(16);
-        let udp = flow(PROTO_UDP, v6);
-        assert!(ct.track(
-            udp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            NONE,
-            at(0)
-        ));
-        assert_eq!(lifetime(&ct, &udp, at(0)), ANY_LIFETIME);
-        assert!(ct.reply(&udp, NONE, at(1)));
-        assert_eq!(lifetime(&ct, &udp, at(1)), ANY_LIFETIME);
-        assert!(ct.track(
-            udp,
-            EndpointId(1),
-            Direction::Egress,
-            Identity(9),
-            FIN,
-            at(2)
-        ));
-        assert_eq!(lifetime(&ct, &udp, at(2)), ANY_LIFETIME);
+        assert_lifetimes(
+            flow(PROTO_UDP, v6),
+            &[
+                (Way::Out, NONE, 0, ANY_LIFETIME),
+                (Way::Back, NONE, 1, ANY_LIFETIME),
+                (Way::Out, FIN, 2, ANY_LIFETIME),
+            ],
+        );
     }
 }

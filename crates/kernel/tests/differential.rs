@@ -94,29 +94,26 @@ enum Op {
     },
 }
 
+/// The host route to `host`, or else the network `addr/len` itself.
+fn host_or_net(is_host: bool, host: IpAddr, addr: IpAddr, len: u8) -> Prefix {
+    if is_host {
+        Prefix::host(host)
+    } else {
+        Prefix { addr, len }
+    }
+}
+
 fn prefix() -> impl Strategy<Value = Prefix> {
     prop_oneof![
         (0..V4_NETS.len(), any::<u8>(), any::<bool>()).prop_map(|(net, host, is_host)| {
-            if is_host {
-                Prefix::host(IpAddr::V4(v4_host(net, host)))
-            } else {
-                let (addr, len) = V4_NETS[net];
-                Prefix {
-                    addr: IpAddr::V4(addr.into()),
-                    len,
-                }
-            }
+            let (addr, len) = V4_NETS[net];
+            let host = IpAddr::V4(v4_host(net, host));
+            host_or_net(is_host, host, IpAddr::V4(addr.into()), len)
         }),
         (0..V6_NETS.len(), any::<u8>(), any::<bool>()).prop_map(|(net, host, is_host)| {
-            if is_host {
-                Prefix::host(IpAddr::V6(v6_host(net, host)))
-            } else {
-                let (addr, len) = V6_NETS[net];
-                Prefix {
-                    addr: IpAddr::V6(addr.into()),
-                    len,
-                }
-            }
+            let (addr, len) = V6_NETS[net];
+            let host = IpAddr::V6(v6_host(net, host));
+            host_or_net(is_host, host, IpAddr::V6(addr.into()), len)
         }),
     ]
 }

@@ -18,9 +18,9 @@ use fqdnpath_agent::{Agent, AgentConfig};
 use fqdnpath_cache::wire::ResponseBuilder;
 use fqdnpath_cache::{Observation, observe};
 use fqdnpath_datapath::{Datapath, MapSizes, PROTO_TCP, ReferenceDatapath};
+use fqdnpath_node::demo::{CLIENT_ENDPOINT, endpoints};
 use fqdnpath_node::transport::{read_frame, write_frame};
 use fqdnpath_node::{DnsProxy, GcLoop, GcPass, Node, SharedNode, lock};
-use fqdnpath_policy::compile::{Endpoint, EndpointId};
 use fqdnpath_policy::load_str;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -29,7 +29,6 @@ const CLIENT: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const PROXY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const UPSTREAM: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const APP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
-const CLIENT_ENDPOINT: EndpointId = EndpointId(101);
 
 const POLICY: &str = r#"
 apiVersion: "cilium.io/v2"
@@ -63,26 +62,11 @@ spec:
               protocol: TCP
 "#;
 
-/// The node: the policy above, the client and node-local-dns endpoints, the reference
-/// datapath programmed with the client.
+/// The node: the policy above, the demo's client and node-local-dns endpoints (at `CLIENT`
+/// and `PROXY`), the reference datapath programmed with the client.
 fn node() -> SharedNode<ReferenceDatapath> {
     let policies = load_str("policy.yaml", POLICY).unwrap().network_policies();
-    let endpoints = [
-        Endpoint {
-            id: CLIENT_ENDPOINT,
-            namespace: "default".into(),
-            name: "client".into(),
-            labels: [("app".to_owned(), "client".to_owned())].into(),
-            ips: vec![IpAddr::V4(CLIENT)],
-        },
-        Endpoint {
-            id: EndpointId(102),
-            namespace: "kube-system".into(),
-            name: "node-local-dns".into(),
-            labels: [("k8s-app".to_owned(), "node-local-dns".to_owned())].into(),
-            ips: vec![IpAddr::V4(PROXY)],
-        },
-    ];
+    let endpoints = endpoints(CLIENT, PROXY);
     let agent = Agent::new(AgentConfig::default(), &policies, &endpoints).unwrap();
     let mut dp = ReferenceDatapath::new(MapSizes::default());
     dp.program(agent.compiler(), &|id| id == CLIENT_ENDPOINT)
@@ -193,6 +177,36 @@ fn ask_tcp(proxy: SocketAddr, name: &str) -> Observation {
     observe(&read_frame(&mut stream).unwrap().unwrap()).unwrap()
 }
 
+/// A node, an upstream server answering with TTL `ttl` and counting the questions, and the
+/// proxy between them; their threads stop when the rig is dropped.
+struct Rig {
+    stop: Arc<AtomicBool>,
+    node: SharedNode<ReferenceDatapath>,
+    up: Upstream,
+    proxy: DnsProxy<ReferenceDatapath>,
+}
+
+impl Rig {
+    fn new(ttl: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let node = node();
+        let up = upstream(ttl, &stop);
+        let proxy = DnsProxy::new(node.clone(), up.addr);
+        Self {
+            stop,
+            node,
+            up,
+            proxy,
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 fn log_has(node: &SharedNode<ReferenceDatapath>, log: &Mutex<Vec<String>>, needle: &str) -> bool {
     let mut seen = log.lock().unwrap();
     seen.extend(lock(node).take_log().into_iter().map(|(_, l)| l));
@@ -202,39 +216,37 @@ fn log_has(node: &SharedNode<ReferenceDatapath>, log: &Mutex<Vec<String>>, needl
 #[test]
 fn an_allowed_answer_is_released_once_the_datapath_holds_it_and_a_refused_name_never_goes_upstream()
 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let node = node();
-    let up = upstream(30, &stop);
-    let proxy = DnsProxy::new(node.clone(), up.addr).with_client_names(|ip| {
+    let rig = Rig::new(30);
+    let proxy = rig.proxy.clone().with_client_names(|ip| {
         if ip == IpAddr::V4(CLIENT) {
             "default/client".into()
         } else {
             ip.to_string()
         }
     });
-    let at = serve(&proxy, &stop);
+    let at = serve(&proxy, &rig.stop);
     let log = Mutex::default();
 
-    assert!(!holds(&node, APP));
+    assert!(!holds(&rig.node, APP));
     let o = ask_udp(at, "app.demo.test");
     assert_eq!(o.rcode_name(), "NOERROR");
     assert_eq!(o.addresses, [IpAddr::V4(APP)]);
     // Programmed before the answer was released.
-    assert!(holds(&node, APP));
-    assert_eq!(up.asked.load(Ordering::SeqCst), 1);
+    assert!(holds(&rig.node, APP));
+    assert_eq!(rig.up.asked.load(Ordering::SeqCst), 1);
     assert!(log_has(
-        &node,
+        &rig.node,
         &log,
         "default/client asks app.demo.test. A over UDP: allowed by rules.dns (matchPattern *.demo.test.), forwarded to"
     ));
-    assert!(log_has(&node, &log, "programmed in"));
+    assert!(log_has(&rig.node, &log, "programmed in"));
 
     let o = ask_tcp(at, "app.demo.test");
     assert_eq!(o.addresses, [IpAddr::V4(APP)]);
-    assert_eq!(up.asked.load(Ordering::SeqCst), 2);
-    assert!(log_has(&node, &log, "over TCP: allowed by rules.dns"));
+    assert_eq!(rig.up.asked.load(Ordering::SeqCst), 2);
+    assert!(log_has(&rig.node, &log, "over TCP: allowed by rules.dns"));
     assert!(log_has(
-        &node,
+        &rig.node,
         &log,
         "no map change needed, answer released"
     ));
@@ -242,24 +254,24 @@ fn an_allowed_answer_is_released_once_the_datapath_holds_it_and_a_refused_name_n
     let o = ask_udp(at, "evil.example.org");
     assert_eq!(o.rcode_name(), "REFUSED");
     assert!(o.addresses.is_empty());
-    assert_eq!(up.asked.load(Ordering::SeqCst), 2, "the upstream was asked");
+    assert_eq!(
+        rig.up.asked.load(Ordering::SeqCst),
+        2,
+        "the upstream was asked"
+    );
     assert!(log_has(
-        &node,
+        &rig.node,
         &log,
         "answered REFUSED at once, upstream not asked"
     ));
-    stop.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn a_query_from_an_unknown_client_is_dropped() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let node = node();
-    let up = upstream(30, &stop);
-    let proxy = DnsProxy::new(node.clone(), up.addr);
+    let rig = Rig::new(30);
     let stranger = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 9), 5353));
     assert_eq!(
-        proxy.handle(
+        rig.proxy.handle(
             PROTO_TCP,
             stranger,
             IpAddr::V4(PROXY),
@@ -267,30 +279,26 @@ fn a_query_from_an_unknown_client_is_dropped() {
         ),
         None
     );
-    assert_eq!(up.asked.load(Ordering::SeqCst), 0);
-    let log = lock(&node).take_log();
+    assert_eq!(rig.up.asked.load(Ordering::SeqCst), 0);
+    let log = lock(&rig.node).take_log();
     assert!(
         log[0].1.contains("no policy lets it here, dropped"),
         "{log:?}"
     );
-    stop.store(true, Ordering::Relaxed);
 }
 
 #[test]
 fn the_gc_loop_takes_an_expired_address_out_of_the_datapath() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let node = node();
     // TTL 0: expired as soon as it is learned.
-    let up = upstream(0, &stop);
-    let proxy = DnsProxy::new(node.clone(), up.addr);
-    let at = serve(&proxy, &stop);
+    let rig = Rig::new(0);
+    let at = serve(&rig.proxy, &rig.stop);
     ask_udp(at, "app.demo.test");
-    assert!(holds(&node, APP));
+    assert!(holds(&rig.node, APP));
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut passes = Vec::new();
     let left = GcLoop::new(Duration::from_millis(10))
-        .run(&node, |node, pass| {
+        .run(&rig.node, |node, pass| {
             passes.push(matches!(pass, GcPass::Dns(_)));
             let held = node
                 .datapath()
@@ -310,7 +318,11 @@ fn the_gc_loop_takes_an_expired_address_out_of_the_datapath() {
     // DNS GC first, then the two in turn.
     assert!(passes[0]);
     assert!(passes.windows(2).all(|w| w[0] != w[1]));
-    let log: Vec<String> = lock(&node).take_log().into_iter().map(|(_, l)| l).collect();
+    let log: Vec<String> = lock(&rig.node)
+        .take_log()
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
     assert!(
         log.iter().any(|l| l.contains("expired and left the cache")),
         "{log:?}"
@@ -320,5 +332,4 @@ fn the_gc_loop_takes_an_expired_address_out_of_the_datapath() {
             .any(|l| l.contains("ipcache delete 198.51.100.10/32")),
         "{log:?}"
     );
-    stop.store(true, Ordering::Relaxed);
 }

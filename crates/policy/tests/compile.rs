@@ -99,6 +99,48 @@ fn names(list: &[&str]) -> BTreeSet<Fqdn> {
     list.iter().map(|n| Fqdn::new(n)).collect()
 }
 
+/// What a test expects of a verdict: its kind and, where the test names them, how it matched
+/// or why it dropped.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Allowed,
+    AllowedAs(MatchType),
+    Redirected,
+    Dropped,
+    DroppedFor(DropReason),
+}
+
+impl Want {
+    fn admits(self, verdict: &PolicyVerdict) -> bool {
+        match (self, verdict) {
+            (Want::Allowed, PolicyVerdict::Allowed { .. })
+            | (Want::Redirected, PolicyVerdict::Redirected { .. })
+            | (Want::Dropped, PolicyVerdict::Dropped { .. }) => true,
+            (Want::AllowedAs(want), PolicyVerdict::Allowed { match_type, .. }) => {
+                *match_type == want
+            }
+            (Want::DroppedFor(want), PolicyVerdict::Dropped { reason, .. }) => *reason == want,
+            _ => false,
+        }
+    }
+}
+
+/// Dropped by a deny rule.
+const DENIED_BY_RULE: Want = Want::DroppedFor(DropReason::PolicyDeny);
+/// Dropped for want of an allow.
+const NOT_ALLOWED: Want = Want::DroppedFor(DropReason::PolicyDenied);
+
+/// Asserts the verdicts of endpoint `from`'s policy map on packets of `proto` to `(to, port)`.
+fn assert_verdicts(c: &Compiler, from: u16, proto: u8, cases: &[(&str, u16, Want)]) {
+    for &(to, port, want) in cases {
+        let verdict = judge(c, from, to, proto, port);
+        assert!(
+            want.admits(&verdict),
+            "{from} -> {to} proto {proto} port {port}: {verdict:?}, expected {want:?}"
+        );
+    }
+}
+
 #[test]
 fn lrp_redirect_denies_dns_when_only_kube_dns_allowed() {
     let c = Compiler::new(&policies("dns-client-broken.yaml"), &cluster()).unwrap();
@@ -120,27 +162,16 @@ fn lrp_redirect_denies_dns_when_only_kube_dns_allowed() {
         }
     );
     let fixed = Compiler::new(&policies("dns-client-fixed.yaml"), &cluster()).unwrap();
-    assert!(matches!(
-        judge(&fixed, 1, "10.0.1.53", PROTO_UDP, 53),
-        PolicyVerdict::Redirected { .. }
-    ));
-    assert!(matches!(
-        judge(&fixed, 1, "10.0.1.53", PROTO_TCP, 53),
-        PolicyVerdict::Redirected { .. }
-    ));
+    for proto in [PROTO_UDP, PROTO_TCP] {
+        assert_verdicts(&fixed, 1, proto, &[("10.0.1.53", 53, Want::Redirected)]);
+    }
 }
 
 #[test]
 fn fqdn_ips_are_reachable_only_once_learned_and_share_an_identity() {
     let mut c = Compiler::new(&policies("dns-client-fixed.yaml"), &cluster()).unwrap();
     assert_eq!(c.identity_of(ip("140.82.112.3")), Identity::WORLD);
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDenied,
-            ..
-        }
-    ));
+    assert_verdicts(&c, 1, PROTO_TCP, &[("140.82.112.3", 443, NOT_ALLOWED)]);
     let deltas = c
         .update_ip(ip("140.82.112.3"), names(&["github.com"]))
         .unwrap();
@@ -153,25 +184,17 @@ fn fqdn_ips_are_reachable_only_once_learned_and_share_an_identity() {
     assert!(deltas.iter().any(
         |d| matches!(d, Delta::PolicyUpsert { endpoint: EndpointId(1), key, .. } if key.identity == identity)
     ));
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
-        PolicyVerdict::Allowed {
-            match_type: MatchType::L3L4,
-            ..
-        }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 80),
-        PolicyVerdict::Dropped { .. }
-    ));
-    // Another endpoint in the namespace has no such rule.
-    assert!(
-        matches!(
-            judge(&c, 4, "140.82.112.3", PROTO_TCP, 443),
-            PolicyVerdict::Allowed { .. }
-        ),
-        "no policy selects it: allow all"
+    assert_verdicts(
+        &c,
+        1,
+        PROTO_TCP,
+        &[
+            ("140.82.112.3", 443, Want::AllowedAs(MatchType::L3L4)),
+            ("140.82.112.3", 80, Want::Dropped),
+        ],
     );
+    // Another endpoint in the namespace has no such rule: no policy selects it, allow all.
+    assert_verdicts(&c, 4, PROTO_TCP, &[("140.82.112.3", 443, Want::Allowed)]);
     // A second IP of the same name shares the identity; only its ipcache entry is new.
     let deltas = c
         .update_ip(ip("140.82.112.4"), names(&["github.com"]))
@@ -202,68 +225,45 @@ fn fqdn_ips_are_reachable_only_once_learned_and_share_an_identity() {
     assert!(deltas.iter().any(
         |d| matches!(d, Delta::PolicyDelete { endpoint: EndpointId(1), key } if key.identity == identity)
     ));
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.4", PROTO_TCP, 443),
-        PolicyVerdict::Dropped { .. }
-    ));
+    assert_verdicts(&c, 1, PROTO_TCP, &[("140.82.112.4", 443, Want::Dropped)]);
 }
 
 const HEAD: &str = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p, namespace: default}\nspec:\n  endpointSelector: {matchLabels: {app: dns-client}}\n";
 
+/// The cluster's compiler for one policy of `dns-client` ([`HEAD`]) whose spec goes on with
+/// `rest`.
+fn compile(rest: &str) -> Compiler {
+    Compiler::new(&inline(&format!("{HEAD}{rest}")), &cluster()).unwrap()
+}
+
 #[test]
 fn deny_wins_over_allow() {
-    let c = Compiler::new(
-        &inline(&format!("{HEAD}  egress: [{{toEntities: [world]}}]\n  egressDeny:\n    - toCIDR: [140.82.0.0/16]\n      toPorts: [{{ports: [{{port: \"443\", protocol: TCP}}]}}]\n")),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDeny,
-            ..
-        }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 80),
-        PolicyVerdict::Allowed { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 443),
-        PolicyVerdict::Allowed {
-            match_type: MatchType::L3Only,
-            ..
-        }
-    ));
+    let c = compile(
+        "  egress: [{toEntities: [world]}]\n  egressDeny:\n    - toCIDR: [140.82.0.0/16]\n      toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n",
+    );
+    assert_verdicts(
+        &c,
+        1,
+        PROTO_TCP,
+        &[
+            ("140.82.112.3", 443, DENIED_BY_RULE),
+            ("140.82.112.3", 80, Want::Allowed),
+            ("8.8.8.8", 443, Want::AllowedAs(MatchType::L3Only)),
+        ],
+    );
 }
 
 #[test]
 fn any_identity_port_rules_apply_to_every_peer() {
-    let c = Compiler::new(
-        &inline(&format!(
-            "{HEAD}  egress:\n    - toPorts: [{{ports: [{{port: \"8080\", protocol: TCP}}]}}]\n"
-        )),
-        &cluster(),
-    )
-    .unwrap();
+    let c = compile("  egress:\n    - toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n");
     for to in ["10.0.2.53", "8.8.8.8"] {
-        assert!(
-            matches!(
-                judge(&c, 1, to, PROTO_TCP, 8080),
-                PolicyVerdict::Allowed {
-                    match_type: MatchType::L4Only,
-                    ..
-                }
-            ),
-            "{to}"
+        let port_8080 = Want::AllowedAs(MatchType::L4Only);
+        assert_verdicts(
+            &c,
+            1,
+            PROTO_TCP,
+            &[(to, 8080, port_8080), (to, 8081, NOT_ALLOWED)],
         );
-        assert!(matches!(
-            judge(&c, 1, to, PROTO_TCP, 8081),
-            PolicyVerdict::Dropped {
-                reason: DropReason::PolicyDenied,
-                ..
-            }
-        ));
     }
 }
 
@@ -281,112 +281,64 @@ fn end_port_ranges_become_port_prefixes() {
         .map(|(_, l)| 1usize << (16 - l))
         .sum();
     assert_eq!(covered, 2000);
-    let c = Compiler::new(
-        &inline(&format!("{HEAD}  egress:\n    - toEntities: [world]\n      toPorts: [{{ports: [{{port: \"8000\", endPort: 8100, protocol: TCP}}]}}]\n")),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 8000),
-        PolicyVerdict::Allowed { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 8100),
-        PolicyVerdict::Allowed { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 8101),
-        PolicyVerdict::Dropped { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 7999),
-        PolicyVerdict::Dropped { .. }
-    ));
+    let c = compile(
+        "  egress:\n    - toEntities: [world]\n      toPorts: [{ports: [{port: \"8000\", endPort: 8100, protocol: TCP}]}]\n",
+    );
+    // Both ends of the range are in it, the ports next to them are not.
+    for (port, want) in [
+        (8000, Want::Allowed),
+        (8100, Want::Allowed),
+        (8101, Want::Dropped),
+        (7999, Want::Dropped),
+    ] {
+        assert_verdicts(&c, 1, PROTO_TCP, &[("8.8.8.8", port, want)]);
+    }
 }
 
 #[test]
 fn default_deny_can_be_turned_off() {
-    let c = Compiler::new(
-        &inline(&format!("{HEAD}  enableDefaultDeny: {{egress: false}}\n  egressDeny: [{{toCIDR: [192.0.2.0/24]}}]\n")),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 443),
-        PolicyVerdict::Allowed {
-            match_type: MatchType::All,
-            ..
-        }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "192.0.2.7", PROTO_TCP, 443),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDeny,
-            ..
-        }
-    ));
+    let c =
+        compile("  enableDefaultDeny: {egress: false}\n  egressDeny: [{toCIDR: [192.0.2.0/24]}]\n");
+    assert_verdicts(
+        &c,
+        1,
+        PROTO_TCP,
+        &[
+            ("8.8.8.8", 443, Want::AllowedAs(MatchType::All)),
+            ("192.0.2.7", 443, DENIED_BY_RULE),
+        ],
+    );
     // Any rule with default deny on makes the endpoint default-deny.
-    let c = Compiler::new(&inline(&format!("{HEAD}  egress: [{{}}]\n")), &cluster()).unwrap();
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 443),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDenied,
-            ..
-        }
-    ));
+    let c = compile("  egress: [{}]\n");
+    assert_verdicts(&c, 1, PROTO_TCP, &[("8.8.8.8", 443, NOT_ALLOWED)]);
 }
 
 #[test]
 fn cidr_except_is_not_selected() {
-    let c = Compiler::new(
-        &inline(&format!(
-            "{HEAD}  egress: [{{toCIDRSet: [{{cidr: 192.0.0.0/8, except: [192.0.2.0/24]}}]}}]\n"
-        )),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "192.1.2.3", PROTO_TCP, 443),
-        PolicyVerdict::Allowed { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "192.0.2.3", PROTO_TCP, 443),
-        PolicyVerdict::Dropped { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 443),
-        PolicyVerdict::Dropped { .. }
-    ));
+    let c = compile("  egress: [{toCIDRSet: [{cidr: 192.0.0.0/8, except: [192.0.2.0/24]}]}]\n");
+    assert_verdicts(
+        &c,
+        1,
+        PROTO_TCP,
+        &[
+            ("192.1.2.3", 443, Want::Allowed),
+            ("192.0.2.3", 443, Want::Dropped),
+            ("8.8.8.8", 443, Want::Dropped),
+        ],
+    );
 }
 
 #[test]
 fn entities_cluster_and_world() {
-    let c = Compiler::new(
-        &inline(&format!("{HEAD}  egress: [{{toEntities: [cluster]}}]\n")),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "10.0.2.53", PROTO_UDP, 53),
-        PolicyVerdict::Allowed { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_UDP, 53),
-        PolicyVerdict::Dropped { .. }
-    ));
-    let c = Compiler::new(
-        &inline(&format!("{HEAD}  egress: [{{toEntities: [world]}}]\n")),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "10.0.2.53", PROTO_UDP, 53),
-        PolicyVerdict::Dropped { .. }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_UDP, 53),
-        PolicyVerdict::Allowed { .. }
-    ));
+    // Each entity, and what DNS to CoreDNS and to 8.8.8.8 gets.
+    for (entity, core_dns, outside) in [
+        ("cluster", Want::Allowed, Want::Dropped),
+        ("world", Want::Dropped, Want::Allowed),
+    ] {
+        let c = compile(&format!("  egress: [{{toEntities: [{entity}]}}]\n"));
+        let cases = [("10.0.2.53", 53, core_dns), ("8.8.8.8", 53, outside)];
+        assert_verdicts(&c, 1, PROTO_UDP, &cases);
+    }
 }
 
 #[test]
@@ -394,73 +346,41 @@ fn a_namespaced_policy_does_not_select_other_namespaces() {
     let yaml = HEAD.replace("app: dns-client", "k8s-app: kube-dns");
     let c = Compiler::new(&inline(&format!("{yaml}  egress: [{{}}]\n")), &cluster()).unwrap();
     // The policy lives in `default`; CoreDNS (kube-system) stays unrestricted.
-    assert!(matches!(
-        judge(&c, 2, "8.8.8.8", PROTO_UDP, 53),
-        PolicyVerdict::Allowed { .. }
-    ));
+    assert_verdicts(&c, 2, PROTO_UDP, &[("8.8.8.8", 53, Want::Allowed)]);
 }
 
 /// Found by the differential test: a `0.0.0.0/0` CIDR selected its own `except` prefix,
 /// whose identity carries `reserved:world` like every outside identity.
 #[test]
 fn regression_cidr_zero_with_except_does_not_select_the_except() {
-    let c = Compiler::new(
-        &inline(&format!(
-            "{HEAD}  egress: [{{toCIDRSet: [{{cidr: 0.0.0.0/0, except: [192.0.2.0/24]}}]}}]\n"
-        )),
-        &cluster(),
-    )
-    .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "192.0.2.0", PROTO_TCP, 53),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDenied,
-            ..
-        }
-    ));
-    assert!(matches!(
-        judge(&c, 1, "8.8.8.8", PROTO_TCP, 53),
-        PolicyVerdict::Allowed { .. }
-    ));
+    let c = compile("  egress: [{toCIDRSet: [{cidr: 0.0.0.0/0, except: [192.0.2.0/24]}]}]\n");
+    let cases = [
+        ("192.0.2.0", 53, NOT_ALLOWED),
+        ("8.8.8.8", 53, Want::Allowed),
+    ];
+    assert_verdicts(&c, 1, PROTO_TCP, &cases);
 }
 
 /// A learned IP behind its /32 FQDN entry keeps the CIDR rules that name its range: a deny
 /// must not be lost to the more specific allow, nor a `toCIDR` allow to the FQDN identity.
 #[test]
 fn cidr_rules_still_select_learned_ips_inside_their_range() {
-    let yaml = format!(
-        "{HEAD}  egress:\n    - toFQDNs: [{{matchName: github.com}}]\n      toPorts: [{{ports: [{{port: \"443\", protocol: TCP}}]}}]\n    - toCIDR: [198.51.100.0/24]\n  egressDeny:\n    - toCIDR: [140.82.112.0/24]\n"
+    let mut c = compile(
+        "  egress:\n    - toFQDNs: [{matchName: github.com}]\n      toPorts: [{ports: [{port: \"443\", protocol: TCP}]}]\n    - toCIDR: [198.51.100.0/24]\n  egressDeny:\n    - toCIDR: [140.82.112.0/24]\n",
     );
-    let mut c = Compiler::new(&inline(&yaml), &cluster()).unwrap();
-    c.update_ip(ip("140.82.112.3"), names(&["github.com"]))
-        .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "140.82.112.3", PROTO_TCP, 443),
-        PolicyVerdict::Dropped {
-            reason: DropReason::PolicyDeny,
-            ..
-        }
-    ));
-    c.update_ip(ip("140.82.113.3"), names(&["github.com"]))
-        .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "140.82.113.3", PROTO_TCP, 443),
-        PolicyVerdict::Allowed { .. }
-    ));
-    c.update_ip(ip("198.51.100.9"), names(&["github.com"]))
-        .unwrap();
-    assert!(matches!(
-        judge(&c, 1, "198.51.100.9", PROTO_TCP, 80),
-        PolicyVerdict::Allowed {
-            match_type: MatchType::L3Only,
-            ..
-        }
-    ));
+    // Each address is learned for github.com, then judged.
+    for (to, port, want) in [
+        ("140.82.112.3", 443, DENIED_BY_RULE),
+        ("140.82.113.3", 443, Want::Allowed),
+        ("198.51.100.9", 80, Want::AllowedAs(MatchType::L3Only)),
+    ] {
+        c.update_ip(ip(to), names(&["github.com"])).unwrap();
+        assert_verdicts(&c, 1, PROTO_TCP, &[(to, port, want)]);
+    }
     // When the IP leaves, a /32 that is itself a policy prefix goes back to its CIDR identity.
-    let yaml = format!(
-        "{HEAD}  egress:\n    - toFQDNs: [{{matchName: github.com}}]\n    - toCIDR: [192.0.2.7/32]\n"
+    let mut c = compile(
+        "  egress:\n    - toFQDNs: [{matchName: github.com}]\n    - toCIDR: [192.0.2.7/32]\n",
     );
-    let mut c = Compiler::new(&inline(&yaml), &cluster()).unwrap();
     let cidr_identity = c.identity_of(ip("192.0.2.7"));
     c.update_ip(ip("192.0.2.7"), names(&["github.com"]))
         .unwrap();

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use fqdnpath_policy::manifest::SourceError;
 use fqdnpath_policy::manifest::types::Operator;
-use fqdnpath_policy::{Manifest, ManifestError, load_file, load_str};
+use fqdnpath_policy::manifest::{NetworkPolicy, SourceError};
+use fqdnpath_policy::{Loaded, Manifest, ManifestError, load_file, load_str};
 
 fn reference(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,11 +27,48 @@ fn error(yaml: &str) -> (usize, String, String) {
     }
 }
 
+/// The first resource of a load.
+fn first(loaded: Result<Loaded, ManifestError>) -> Manifest {
+    loaded.unwrap().manifests.into_iter().next().unwrap().value
+}
+
+/// The first resource of a load, which must be a network policy.
+fn first_policy(loaded: Result<Loaded, ManifestError>) -> NetworkPolicy {
+    first(loaded).into_network_policy().expect("not a policy")
+}
+
 const HEAD: &str =
     "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p, namespace: ns}\n";
 
 fn policy(spec: &str) -> String {
     format!("{HEAD}spec:\n  endpointSelector: {{matchLabels: {{app: a}}}}\n{spec}")
+}
+
+/// What the reason of a rejection must be.
+#[derive(Clone, Copy, Debug)]
+enum Reason {
+    /// Any: the case is about the key path.
+    Any,
+    /// Exactly this text.
+    Is(&'static str),
+    /// A text that contains this.
+    Says(&'static str),
+}
+
+use Reason::{Any, Is, Says};
+
+/// Asserts that each policy whose spec goes on with `spec` ([`policy`]) is rejected at the
+/// key `path`, for `reason`.
+fn assert_rejected(cases: &[(&str, &str, Reason)]) {
+    for &(spec, path, reason) in cases {
+        let (_, found, why) = error(&policy(spec));
+        assert_eq!(found, path, "{spec}");
+        match reason {
+            Any => {}
+            Is(text) => assert_eq!(why, text, "{spec}"),
+            Says(text) => assert!(why.contains(text), "{spec}: {why}"),
+        }
+    }
 }
 
 #[test]
@@ -63,10 +100,7 @@ fn every_reference_manifest_loads_without_warnings() {
 
 #[test]
 fn the_broken_policy_reads_as_written() {
-    let loaded = load_file(&reference("dns-client-broken.yaml")).unwrap();
-    let Manifest::NetworkPolicy(p) = &loaded.manifests[0].value else {
-        panic!("not a policy");
-    };
+    let p = first_policy(load_file(&reference("dns-client-broken.yaml")));
     assert_eq!(p.metadata.namespace.as_deref(), Some("default"));
     let rule = p.spec.as_ref().unwrap();
     assert_eq!(rule.egress.len(), 2);
@@ -93,8 +127,8 @@ fn the_broken_policy_reads_as_written() {
 
 #[test]
 fn the_lrp_pairs_ports_by_name() {
-    let loaded = load_file(&reference("nodelocaldns-lrp.yaml")).unwrap();
-    let Manifest::LocalRedirectPolicy(lrp) = &loaded.manifests[0].value else {
+    let Manifest::LocalRedirectPolicy(lrp) = first(load_file(&reference("nodelocaldns-lrp.yaml")))
+    else {
         panic!("not an LRP");
     };
     let svc = lrp.spec.redirect_frontend.service_matcher.as_ref().unwrap();
@@ -154,25 +188,21 @@ fn unknown_fields_are_warnings_with_their_path() {
 
 #[test]
 fn type_errors_name_the_key_path() {
-    let (_, path, reason) = error(&policy(
+    assert_rejected(&[(
         "  egress:\n    - toPorts: [{ports: [{port: 53, endPort: many}]}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].ports[0].endPort");
-    assert!(reason.contains("invalid type"), "{reason}");
+        "spec.egress[0].toPorts[0].ports[0].endPort",
+        Says("invalid type"),
+    )]);
 }
 
 #[test]
 fn ports_may_be_strings_or_numbers() {
-    let loaded = load_str(
+    let p = first_policy(load_str(
         "p.yaml",
         &policy(
             "  egress:\n    - toPorts: [{ports: [{port: 53, protocol: udp}, {port: \"443\"}]}]\n",
         ),
-    )
-    .unwrap();
-    let Manifest::NetworkPolicy(p) = &loaded.manifests[0].value else {
-        panic!()
-    };
+    ));
     let ports = &p.spec.as_ref().unwrap().egress[0].to_ports[0].ports;
     assert_eq!(ports[0].port.0, "53");
     assert_eq!(ports[1].port.0, "443");
@@ -180,59 +210,68 @@ fn ports_may_be_strings_or_numbers() {
 
 #[test]
 fn a_to_fqdns_entry_sets_exactly_one_of_match_name_and_match_pattern() {
-    let (_, path, reason) = error(&policy(
-        "  egress:\n    - toFQDNs: [{matchName: a.com, matchPattern: \"*.a.com\"}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toFQDNs[0]");
-    assert!(reason.contains("only one of"), "{reason}");
-    let (_, path, _) = error(&policy("  egress:\n    - toFQDNs: [{}]\n"));
-    assert_eq!(path, "spec.egress[0].toFQDNs[0]");
+    assert_rejected(&[
+        (
+            "  egress:\n    - toFQDNs: [{matchName: a.com, matchPattern: \"*.a.com\"}]\n",
+            "spec.egress[0].toFQDNs[0]",
+            Says("only one of"),
+        ),
+        (
+            "  egress:\n    - toFQDNs: [{}]\n",
+            "spec.egress[0].toFQDNs[0]",
+            Any,
+        ),
+    ]);
 }
 
 #[test]
 fn selector_syntax_errors_name_the_field() {
-    let (_, path, reason) = error(&policy(
-        "  egress:\n    - toFQDNs: [{matchPattern: \"api.exa$mple.com\"}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toFQDNs[0].matchPattern");
-    assert!(reason.contains("'$'"), "{reason}");
-    let (_, path, _) = error(&policy(
-        "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchName: \"a b\"}]}}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].rules.dns[0].matchName");
+    assert_rejected(&[
+        (
+            "  egress:\n    - toFQDNs: [{matchPattern: \"api.exa$mple.com\"}]\n",
+            "spec.egress[0].toFQDNs[0].matchPattern",
+            Says("'$'"),
+        ),
+        (
+            "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchName: \"a b\"}]}}]\n",
+            "spec.egress[0].toPorts[0].rules.dns[0].matchName",
+            Any,
+        ),
+    ]);
 }
 
 #[test]
 fn to_fqdns_is_not_mixed_with_other_l3_peers() {
-    let (_, path, reason) = error(&policy(
+    assert_rejected(&[(
         "  egress:\n    - toFQDNs: [{matchName: a.com}]\n      toEndpoints: [{}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0]");
-    assert_eq!(
-        reason,
-        "combining toEndpoints and toFQDNs is not supported yet (use separate rules)"
-    );
+        "spec.egress[0]",
+        Is("combining toEndpoints and toFQDNs is not supported yet (use separate rules)"),
+    )]);
 }
 
 #[test]
 fn egress_deny_has_no_to_fqdns_and_no_l7() {
-    let (_, path, _) = error(&policy(
-        "  egressDeny:\n    - toFQDNs: [{matchName: a.com}]\n",
-    ));
-    assert_eq!(path, "spec.egressDeny[0].toFQDNs");
-    let (_, path, _) = error(&policy(
-        "  egressDeny:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchPattern: \"*\"}]}}]\n",
-    ));
-    assert_eq!(path, "spec.egressDeny[0].toPorts[0].rules");
+    assert_rejected(&[
+        (
+            "  egressDeny:\n    - toFQDNs: [{matchName: a.com}]\n",
+            "spec.egressDeny[0].toFQDNs",
+            Any,
+        ),
+        (
+            "  egressDeny:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchPattern: \"*\"}]}}]\n",
+            "spec.egressDeny[0].toPorts[0].rules",
+            Any,
+        ),
+    ]);
 }
 
 #[test]
 fn port_ranges_are_not_allowed_with_l7_rules() {
-    let (_, path, reason) = error(&policy(
+    assert_rejected(&[(
         "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\", endPort: 60}], rules: {dns: [{matchPattern: \"*\"}]}}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].ports[0].endPort");
-    assert_eq!(reason, "DNS rules do not support port ranges");
+        "spec.egress[0].toPorts[0].ports[0].endPort",
+        Is("DNS rules do not support port ranges"),
+    )]);
     // Without L7 rules a range is fine.
     load_str(
         "ok.yaml",
@@ -243,25 +282,27 @@ fn port_ranges_are_not_allowed_with_l7_rules() {
 
 #[test]
 fn dns_rules_need_a_port_and_http_rules_need_tcp() {
-    let (_, path, reason) = error(&policy(
-        "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{rules: {dns: [{matchPattern: \"*\"}]}}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].ports");
-    assert_eq!(reason, "port 53 must be specified for DNS rules");
-    let (_, path, reason) = error(&policy(
-        "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"80\", protocol: UDP}], rules: {http: [{}]}}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].ports[0].protocol");
-    assert!(reason.contains("only apply to TCP (not UDP)"), "{reason}");
+    assert_rejected(&[
+        (
+            "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{rules: {dns: [{matchPattern: \"*\"}]}}]\n",
+            "spec.egress[0].toPorts[0].ports",
+            Is("port 53 must be specified for DNS rules"),
+        ),
+        (
+            "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"80\", protocol: UDP}], rules: {http: [{}]}}]\n",
+            "spec.egress[0].toPorts[0].ports[0].protocol",
+            Says("only apply to TCP (not UDP)"),
+        ),
+    ]);
 }
 
 #[test]
 fn cidr_set_excepts_must_lie_inside_the_cidr() {
-    let (_, path, reason) = error(&policy(
+    assert_rejected(&[(
         "  egress:\n    - toCIDRSet: [{cidr: 10.0.0.0/8, except: [192.168.0.0/16]}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toCIDRSet[0].except[0]");
-    assert!(reason.contains("does not contain"), "{reason}");
+        "spec.egress[0].toCIDRSet[0].except[0]",
+        Says("does not contain"),
+    )]);
     load_str(
         "ok.yaml",
         &policy("  egress:\n    - toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]\n"),
@@ -271,32 +312,28 @@ fn cidr_set_excepts_must_lie_inside_the_cidr() {
 
 #[test]
 fn unknown_entities_protocols_and_operators_are_rejected() {
-    let (_, path, reason) = error(&policy("  egress:\n    - toEntities: [everything]\n"));
-    assert_eq!(
-        (path.as_str(), reason.as_str()),
+    assert_rejected(&[
         (
+            "  egress:\n    - toEntities: [everything]\n",
             "spec.egress[0].toEntities[0]",
-            "unsupported entity: everything"
-        )
-    );
-    let (_, path, _) = error(&policy(
-        "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\", protocol: QUIC}]}]\n",
-    ));
-    assert_eq!(path, "spec.egress[0].toPorts[0].ports[0].protocol");
-    let (_, path, _) = error(&policy(
-        "  egress:\n    - toEndpoints: [{matchExpressions: [{key: app, operator: Maybe}]}]\n",
-    ));
-    assert_eq!(
-        path,
-        "spec.egress[0].toEndpoints[0].matchExpressions[0].operator"
-    );
-    let (_, path, _) = error(&policy(
-        "  egress:\n    - toEndpoints: [{matchExpressions: [{key: app, operator: In}]}]\n",
-    ));
-    assert_eq!(
-        path,
-        "spec.egress[0].toEndpoints[0].matchExpressions[0].values"
-    );
+            Is("unsupported entity: everything"),
+        ),
+        (
+            "  egress:\n    - toEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\", protocol: QUIC}]}]\n",
+            "spec.egress[0].toPorts[0].ports[0].protocol",
+            Any,
+        ),
+        (
+            "  egress:\n    - toEndpoints: [{matchExpressions: [{key: app, operator: Maybe}]}]\n",
+            "spec.egress[0].toEndpoints[0].matchExpressions[0].operator",
+            Any,
+        ),
+        (
+            "  egress:\n    - toEndpoints: [{matchExpressions: [{key: app, operator: In}]}]\n",
+            "spec.egress[0].toEndpoints[0].matchExpressions[0].values",
+            Any,
+        ),
+    ]);
 }
 
 #[test]
@@ -318,23 +355,22 @@ fn a_rule_needs_a_selector_and_a_direction() {
 
 #[test]
 fn ingress_is_parsed_and_kept() {
-    let loaded = load_str(
+    let p = first_policy(load_str(
         "i.yaml",
-        &policy("  ingress:\n    - fromEndpoints: [{matchExpressions: [{key: app, operator: Exists}]}]\n"),
-    )
-    .unwrap();
-    let Manifest::NetworkPolicy(p) = &loaded.manifests[0].value else {
-        panic!()
-    };
+        &policy(
+            "  ingress:\n    - fromEndpoints: [{matchExpressions: [{key: app, operator: Exists}]}]\n",
+        ),
+    ));
     let rule = p.spec.as_ref().unwrap();
     assert_eq!(
         rule.ingress[0].from_endpoints[0].match_expressions[0].operator,
         Operator::Exists
     );
-    let (_, path, _) = error(&policy(
+    assert_rejected(&[(
         "  ingress:\n    - fromEndpoints: [{}]\n      toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchPattern: \"*\"}]}}]\n",
-    ));
-    assert_eq!(path, "spec.ingress[0].toPorts[0].rules.dns");
+        "spec.ingress[0].toPorts[0].rules.dns",
+        Any,
+    )]);
 }
 
 #[test]

@@ -67,8 +67,10 @@ const SERVICE_PORT: u16 = 8080;
 const APP_NAME: &str = "app.demo.test.";
 const REFUSED_NAME: &str = "evil.example.org.";
 
-const CLIENT_ENDPOINT: EndpointId = EndpointId(101);
-const NODE_LOCAL_DNS_ENDPOINT: EndpointId = EndpointId(102);
+/// The client pod's endpoint ID.
+pub const CLIENT_ENDPOINT: EndpointId = EndpointId(101);
+/// The endpoint ID of `NodeLocal DNSCache`.
+pub const NODE_LOCAL_DNS_ENDPOINT: EndpointId = EndpointId(102);
 const CLIENT_POD: &str = "default/client";
 const NODE_LOCAL_DNS_POD: &str = "kube-system/node-local-dns";
 
@@ -247,6 +249,28 @@ pub fn run(policy: &Path, out: &mut dyn Write) -> Result<Report, DemoError> {
     Ok(report)
 }
 
+/// The node's two endpoints: the client pod (`default/client`, `app: client`,
+/// [`CLIENT_ENDPOINT`]) at `client`, and `NodeLocal DNSCache` (`kube-system/node-local-dns`,
+/// `k8s-app: node-local-dns`, [`NODE_LOCAL_DNS_ENDPOINT`]) at `node_local_dns`.
+pub fn endpoints(client: Ipv4Addr, node_local_dns: Ipv4Addr) -> [Endpoint; 2] {
+    let pod = |id, namespace: &str, (label, name): (&str, &str), addr| Endpoint {
+        id,
+        namespace: namespace.into(),
+        name: name.into(),
+        labels: [(label.to_owned(), name.to_owned())].into(),
+        ips: vec![IpAddr::V4(addr)],
+    };
+    [
+        pod(CLIENT_ENDPOINT, "default", ("app", "client"), client),
+        pod(
+            NODE_LOCAL_DNS_ENDPOINT,
+            "kube-system",
+            ("k8s-app", "node-local-dns"),
+            node_local_dns,
+        ),
+    ]
+}
+
 /// The node's agent for the policies in `policy` and the demo's two endpoints, and the lines
 /// that say so.
 fn agent(policy: &Path) -> Result<(Agent, Vec<String>), DemoError> {
@@ -260,24 +284,12 @@ fn agent(policy: &Path) -> Result<(Agent, Vec<String>), DemoError> {
     if policies.is_empty() {
         return Err(DemoError::NoPolicy(policy.to_owned()));
     }
-    let endpoints = [
-        Endpoint {
-            id: CLIENT_ENDPOINT,
-            namespace: "default".into(),
-            name: "client".into(),
-            labels: [("app".to_owned(), "client".to_owned())].into(),
-            ips: vec![IpAddr::V4(POD_IP)],
-        },
-        Endpoint {
-            id: NODE_LOCAL_DNS_ENDPOINT,
-            namespace: "kube-system".into(),
-            name: "node-local-dns".into(),
-            labels: [("k8s-app".to_owned(), "node-local-dns".to_owned())].into(),
-            ips: vec![IpAddr::V4(PROXY_IP)],
-        },
-    ];
-    let agent =
-        Agent::new(AgentConfig::default(), &policies, &endpoints).map_err(DemoError::Agent)?;
+    let agent = Agent::new(
+        AgentConfig::default(),
+        &policies,
+        &endpoints(POD_IP, PROXY_IP),
+    )
+    .map_err(DemoError::Agent)?;
     let identity = |id| {
         agent
             .compiler()

@@ -53,14 +53,21 @@ pub(super) const STEPS: [(&str, Step); 7] = [
     ),
 ];
 
-fn resolve_over_udp(lab: &mut Lab) -> Checks {
-    let mut checks = Checks::default();
-    let answer = lab.query(APP_NAME, PROTO_UDP);
+/// Resolves app.demo.test over `proto`, keeps when the answer came and its TTL (for step 6)
+/// and checks it; the flow events meanwhile.
+fn resolve_app(lab: &mut Lab, checks: &mut Checks, proto: Protocol) -> Vec<FlowEvent> {
+    let answer = lab.query(APP_NAME, proto);
     if let Ok(o) = &answer {
         lab.last_answer = Some((now(), o.ttl));
     }
     let events = lab.settle();
-    check_answer(&mut checks, &answer, "NOERROR", &[APP_IP]);
+    check_answer(checks, &answer, "NOERROR", &[APP_IP]);
+    events
+}
+
+fn resolve_over_udp(lab: &mut Lab) -> Checks {
+    let mut checks = Checks::default();
+    let events = resolve_app(lab, &mut checks, PROTO_UDP);
     checks.check(
         events.iter().any(|e| is_dns_redirect(e, PROTO_UDP)),
         "the query was REDIRECTED to the proxy by the eBPF program",
@@ -100,12 +107,7 @@ fn connect_to_answer(lab: &mut Lab) -> Checks {
 fn resolve_over_tcp(lab: &mut Lab) -> Checks {
     let mut checks = Checks::default();
     let asked_before = lab.asked(APP_NAME);
-    let answer = lab.query(APP_NAME, PROTO_TCP);
-    if let Ok(o) = &answer {
-        lab.last_answer = Some((now(), o.ttl));
-    }
-    let events = lab.settle();
-    check_answer(&mut checks, &answer, "NOERROR", &[APP_IP]);
+    let events = resolve_app(lab, &mut checks, PROTO_TCP);
     checks.check(
         events.iter().any(|e| is_dns_redirect(e, PROTO_TCP)),
         "the TCP query was REDIRECTED to the proxy",
@@ -118,8 +120,14 @@ fn resolve_over_tcp(lab: &mut Lab) -> Checks {
 }
 
 fn connect_unresolved(lab: &mut Lab) -> Checks {
+    connect_to_world(lab, OTHER_IP, "")
+}
+
+/// Connects to `addr`:8080, which must be `world` to the datapath: the connection times out,
+/// its SYN dropped. `again` ends the second check's line.
+fn connect_to_world(lab: &mut Lab, addr: Ipv4Addr, again: &str) -> Checks {
     let mut checks = Checks::default();
-    let result = lab.connect(OTHER_IP);
+    let result = lab.connect(addr);
     let events = lab.settle();
     checks.check(
         result
@@ -128,8 +136,8 @@ fn connect_unresolved(lab: &mut Lab) -> Checks {
         format!("the connection timed out: {}", outcome(&result)),
     );
     checks.check(
-        dropped_as_world(&events, OTHER_IP),
-        format!("its SYN was DROPPED (POLICY_DENIED), {OTHER_IP} being world (ID 2)"),
+        dropped_as_world(&events, addr),
+        format!("its SYN was DROPPED (POLICY_DENIED), {addr} being world (ID 2){again}"),
     );
     checks
 }
@@ -267,20 +275,7 @@ fn expire_and_gc(lab: &mut Lab) -> Checks {
 }
 
 fn connect_after_gc(lab: &mut Lab) -> Checks {
-    let mut checks = Checks::default();
-    let result = lab.connect(APP_IP);
-    let events = lab.settle();
-    checks.check(
-        result
-            .as_ref()
-            .is_err_and(|e| e.kind() == ErrorKind::TimedOut),
-        format!("the connection timed out: {}", outcome(&result)),
-    );
-    checks.check(
-        dropped_as_world(&events, APP_IP),
-        format!("its SYN was DROPPED (POLICY_DENIED), {APP_IP} being world (ID 2) again"),
-    );
-    checks
+    connect_to_world(lab, APP_IP, " again")
 }
 
 fn check_answer(

@@ -109,31 +109,22 @@ fn a_connection_prints_its_flags_as_hubble_lists_them() {
                 (ID:16777217)";
     let back = "Nov 29 16:00:00.123 198.51.100.10:8080 (ID:16777217) -> default/client:49432 \
                 (ID:256)";
-    assert_eq!(
-        line(&event(flags(true, false, false), false)),
-        format!("{ends} policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: SYN) FORWARDED")
-    );
-    assert_eq!(
-        line(&event(flags(true, false, false), true)),
-        format!("{back} to-endpoint FORWARDED (TCP Flags: SYN, ACK)")
-    );
-    assert_eq!(
-        line(&event(flags(false, false, false), false)),
-        format!("{ends} policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: ACK) FORWARDED")
-    );
-    assert_eq!(
-        line(&event(flags(false, true, false), true)),
-        format!("{back} to-endpoint FORWARDED (TCP Flags: ACK, FIN)")
-    );
-    // A bare RST carries no ACK; RST comes before FIN in Hubble's order.
-    assert_eq!(
-        line(&event(flags(false, false, true), false)),
-        format!("{ends} policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: RST) FORWARDED")
-    );
-    assert_eq!(
-        line(&event(flags(false, true, true), true)),
-        format!("{back} to-endpoint FORWARDED (TCP Flags: RST, FIN)")
-    );
+    let egress = |listed| {
+        format!("{ends} policy-verdict:L3-L4 EGRESS ALLOWED (TCP Flags: {listed}) FORWARDED")
+    };
+    let reply = |listed| format!("{back} to-endpoint FORWARDED (TCP Flags: {listed})");
+    // (SYN, FIN, RST), whether the packet is the reply, and its line.
+    for ((syn, fin, rst), is_reply, want) in [
+        ((true, false, false), false, egress("SYN")),
+        ((true, false, false), true, reply("SYN, ACK")),
+        ((false, false, false), false, egress("ACK")),
+        ((false, true, false), true, reply("ACK, FIN")),
+        // A bare RST carries no ACK; RST comes before FIN in Hubble's order.
+        ((false, false, true), false, egress("RST")),
+        ((false, true, true), true, reply("RST, FIN")),
+    ] {
+        assert_eq!(line(&event(flags(syn, fin, rst), is_reply)), want);
+    }
 }
 
 #[test]
@@ -148,19 +139,17 @@ fn a_drop_prints_its_reason_in_ciliums_words() {
     };
     let head = "Nov 29 16:00:00.123 default/client:49432 (ID:256) -> 198.51.100.10:8080 (ID:2) \
                 policy-verdict:none EGRESS DENIED (TCP Flags: SYN) DROPPED";
-    assert_eq!(
-        drop(Some(DropReason::PolicyDenied)),
-        format!("{head} (Policy denied)")
-    );
-    assert_eq!(drop(None), format!("{head} (Policy denied)"));
-    assert_eq!(
-        drop(Some(DropReason::PolicyDeny)),
-        format!("{head} (Policy denied by denylist)")
-    );
-    assert_eq!(
-        drop(Some(DropReason::CtMapInsertionFailed)),
-        format!("{head} (CT: Map insertion failed)")
-    );
+    for (reason, words) in [
+        (Some(DropReason::PolicyDenied), "Policy denied"),
+        (None, "Policy denied"),
+        (Some(DropReason::PolicyDeny), "Policy denied by denylist"),
+        (
+            Some(DropReason::CtMapInsertionFailed),
+            "CT: Map insertion failed",
+        ),
+    ] {
+        assert_eq!(drop(reason), format!("{head} ({words})"));
+    }
 }
 
 #[test]
