@@ -104,10 +104,6 @@ impl EndpointDns {
         observation: &ObservationBuf,
         outcome: &mut UpdateOutcome,
     ) {
-        if !observation.is_learnable() {
-            outcome.clear();
-            return;
-        }
         self.cache.observe_into(now, observation, outcome);
         if !outcome.added.is_empty() {
             let name = Fqdn::new(observation.qname());
@@ -209,12 +205,13 @@ impl EndpointCaches {
         observation: &ObservationBuf,
         outcome: &mut UpdateOutcome,
     ) {
-        if !observation.is_learnable() {
+        // Checked here too, so that a response nothing is learned from makes no endpoint state.
+        if observation.is_learnable() {
+            self.endpoint_mut(endpoint)
+                .observe_into(now, observation, outcome);
+        } else {
             outcome.clear();
-            return;
         }
-        self.endpoint_mut(endpoint)
-            .observe_into(now, observation, outcome);
     }
 
     /// The DNS GC at `now` over every endpoint.

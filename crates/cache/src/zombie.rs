@@ -99,18 +99,12 @@ pub struct ZombieGc {
 }
 
 /// The zombies of one endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DnsZombieMappings {
     config: ZombieConfig,
     deletes: BTreeMap<IpAddr, Zombie>,
     last_ct_gc: Option<Timestamp>,
     ct_gc_revision: u64,
-}
-
-impl Default for DnsZombieMappings {
-    fn default() -> Self {
-        Self::new(ZombieConfig::default())
-    }
 }
 
 impl DnsZombieMappings {

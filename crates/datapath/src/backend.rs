@@ -163,25 +163,13 @@ pub trait Datapath {
     /// Judges an egress frame as it arrives on the wire: parsed as [`parse_frame`] says, then
     /// judged as [`Datapath::egress`]. `None`: an ARP frame, passed without a verdict.
     fn egress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        match parse_frame(frame) {
-            Parsed::Ip(packet) => Some(self.egress(&packet, now)),
-            Parsed::Arp => None,
-            Parsed::Invalid { reason, partial } => {
-                Some(invalid_frame_event(&partial, reason, true, now))
-            }
-        }
+        judge_frame(frame, true, now, |packet| self.egress(packet, now))
     }
 
     /// Lets an ingress frame in as [`Datapath::ingress`], after the same parsing as
     /// [`Datapath::egress_frame`] (a frame that does not parse is dropped in both directions).
     fn ingress_frame(&mut self, frame: &[u8], now: Timestamp) -> Option<FlowEvent> {
-        match parse_frame(frame) {
-            Parsed::Ip(packet) => Some(self.ingress(&packet, now)),
-            Parsed::Arp => None,
-            Parsed::Invalid { reason, partial } => {
-                Some(invalid_frame_event(&partial, reason, false, now))
-            }
-        }
+        judge_frame(frame, false, now, |packet| self.ingress(packet, now))
     }
 
     /// Programs everything `compiler` holds: the endpoints for which `local` is true (their
@@ -199,5 +187,23 @@ pub trait Datapath {
             }
         }
         self.apply(&compiler.full_deltas())
+    }
+}
+
+/// A frame judged as [`Datapath::egress_frame`] and [`Datapath::ingress_frame`] say: parsed,
+/// then an IP packet judged by `judge`; an ARP frame passed without a verdict; a frame that does
+/// not parse dropped.
+fn judge_frame(
+    frame: &[u8],
+    egress: bool,
+    now: Timestamp,
+    judge: impl FnOnce(&Packet) -> FlowEvent,
+) -> Option<FlowEvent> {
+    match parse_frame(frame) {
+        Parsed::Ip(packet) => Some(judge(&packet)),
+        Parsed::Arp => None,
+        Parsed::Invalid { reason, partial } => {
+            Some(invalid_frame_event(&partial, reason, egress, now))
+        }
     }
 }

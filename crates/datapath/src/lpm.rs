@@ -40,29 +40,24 @@ pub trait Address: FlatKey + Ord + std::fmt::Debug + std::ops::BitAnd<Output = S
     fn mask(self, len: u8) -> Self;
 }
 
-impl Address for u32 {
-    const BITS: u8 = 32;
-    const ONES: Self = u32::MAX;
-    fn mask(self, len: u8) -> Self {
-        if len == 0 {
-            0
-        } else {
-            self & (u32::MAX << (32 - u32::from(len)))
+/// [`Address`] for the integer of each width.
+macro_rules! address {
+    ($($t:ty = $bits:literal),+) => {$(
+        impl Address for $t {
+            const BITS: u8 = $bits;
+            const ONES: Self = <$t>::MAX;
+            fn mask(self, len: u8) -> Self {
+                if len == 0 {
+                    0
+                } else {
+                    self & (<$t>::MAX << ($bits - u32::from(len)))
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl Address for u128 {
-    const BITS: u8 = 128;
-    const ONES: Self = u128::MAX;
-    fn mask(self, len: u8) -> Self {
-        if len == 0 {
-            0
-        } else {
-            self & (u128::MAX << (128 - u32::from(len)))
-        }
-    }
-}
+address!(u32 = 32, u128 = 128);
 
 /// One prefix length in use: its mask and the prefixes of that length.
 #[derive(Clone, Debug)]

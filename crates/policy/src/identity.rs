@@ -19,29 +19,40 @@ use crate::labels::{Label, Labels, SOURCE_CIDR, SOURCE_FQDN, SOURCE_RESERVED};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Identity(pub u32);
 
+/// Declares the reserved identities: a constant of [`Identity`] each, and [`RESERVED`], the
+/// table of their names.
+macro_rules! reserved_identities {
+    ($( $(#[doc = $doc:literal])* $constant:ident = $number:literal => $name:literal, )+) => {
+        impl Identity {
+            $(
+                #[doc = concat!("`reserved:", $name, "`.")]
+                $(#[doc = $doc])*
+                pub const $constant: Self = Self($number);
+            )+
+        }
+
+        /// The reserved identities and their names.
+        pub const RESERVED: &[(Identity, &str)] = &[$((Identity::$constant, $name)),+];
+    };
+}
+
+reserved_identities! {
+    HOST = 1 => "host",
+    /// Everything outside the cluster not otherwise known (an ipcache miss).
+    WORLD = 2 => "world",
+    UNMANAGED = 3 => "unmanaged",
+    HEALTH = 4 => "health",
+    INIT = 5 => "init",
+    REMOTE_NODE = 6 => "remote-node",
+    KUBE_APISERVER = 7 => "kube-apiserver",
+    INGRESS = 8 => "ingress",
+    WORLD_IPV4 = 9 => "world-ipv4",
+    WORLD_IPV6 = 10 => "world-ipv6",
+}
+
 impl Identity {
     /// 0: unknown; in a policy-map key, "any identity".
     pub const ANY: Self = Self(0);
-    /// `reserved:host`.
-    pub const HOST: Self = Self(1);
-    /// `reserved:world`: everything outside the cluster not otherwise known (an ipcache miss).
-    pub const WORLD: Self = Self(2);
-    /// `reserved:unmanaged`.
-    pub const UNMANAGED: Self = Self(3);
-    /// `reserved:health`.
-    pub const HEALTH: Self = Self(4);
-    /// `reserved:init`.
-    pub const INIT: Self = Self(5);
-    /// `reserved:remote-node`.
-    pub const REMOTE_NODE: Self = Self(6);
-    /// `reserved:kube-apiserver`.
-    pub const KUBE_APISERVER: Self = Self(7);
-    /// `reserved:ingress`.
-    pub const INGRESS: Self = Self(8);
-    /// `reserved:world-ipv4`.
-    pub const WORLD_IPV4: Self = Self(9);
-    /// `reserved:world-ipv6`.
-    pub const WORLD_IPV6: Self = Self(10);
     /// The first cluster-global identity allocated to endpoints.
     pub const MIN_GLOBAL: Self = Self(256);
     /// The scope bit of node-local identities (CIDR and FQDN).
@@ -68,20 +79,6 @@ impl fmt::Display for Identity {
         self.0.fmt(f)
     }
 }
-
-/// The reserved identities and their names.
-pub const RESERVED: &[(Identity, &str)] = &[
-    (Identity::HOST, "host"),
-    (Identity::WORLD, "world"),
-    (Identity::UNMANAGED, "unmanaged"),
-    (Identity::HEALTH, "health"),
-    (Identity::INIT, "init"),
-    (Identity::REMOTE_NODE, "remote-node"),
-    (Identity::KUBE_APISERVER, "kube-apiserver"),
-    (Identity::INGRESS, "ingress"),
-    (Identity::WORLD_IPV4, "world-ipv4"),
-    (Identity::WORLD_IPV6, "world-ipv6"),
-];
 
 /// The labels of a reserved identity (`reserved:<name>`).
 pub fn reserved_labels(identity: Identity) -> Option<Labels> {
@@ -147,10 +144,8 @@ struct Allocated {
 pub struct IdentityAllocator {
     by_labels: HashMap<Labels, Allocated>,
     by_identity: BTreeMap<Identity, Labels>,
-    next_global: u32,
-    next_local: u32,
-    free_global: Vec<u32>,
-    free_local: Vec<u32>,
+    global: Numbers,
+    local: Numbers,
 }
 
 /// The highest global identity number (16 bits in Cilium's cluster-ID layout).
@@ -158,12 +153,40 @@ const MAX_GLOBAL: u32 = 0xFFFF;
 /// The highest local identity number (24 bits).
 const MAX_LOCAL: u32 = 0x00FF_FFFF;
 
+/// The numbers of one scope: handed out in order up to the scope's highest, then the
+/// released ones.
+#[derive(Clone, Debug, Default)]
+struct Numbers {
+    /// The next number never handed out.
+    next: u32,
+    /// The released numbers; the last is reused first.
+    free: Vec<u32>,
+}
+
+impl Numbers {
+    /// Takes the next number, at most `max`; `scope` names the scope when none is left.
+    fn take(&mut self, max: u32, scope: &'static str) -> Result<u32, IdentityError> {
+        if self.next <= max {
+            self.next += 1;
+            Ok(self.next - 1)
+        } else {
+            self.free.pop().ok_or(IdentityError::Exhausted { scope })
+        }
+    }
+}
+
 impl IdentityAllocator {
     /// An allocator with no identity handed out.
     pub fn new() -> Self {
         Self {
-            next_global: Identity::MIN_GLOBAL.0,
-            next_local: 1,
+            global: Numbers {
+                next: Identity::MIN_GLOBAL.0,
+                free: Vec::new(),
+            },
+            local: Numbers {
+                next: 1,
+                free: Vec::new(),
+            },
             ..Self::default()
         }
     }
@@ -189,25 +212,9 @@ impl IdentityAllocator {
             return Ok(a.identity);
         }
         let identity = if Self::is_local_set(labels) {
-            let n = if self.next_local <= MAX_LOCAL {
-                self.next_local += 1;
-                self.next_local - 1
-            } else {
-                self.free_local
-                    .pop()
-                    .ok_or(IdentityError::Exhausted { scope: "local" })?
-            };
-            Identity(Identity::LOCAL_SCOPE | n)
+            Identity(Identity::LOCAL_SCOPE | self.local.take(MAX_LOCAL, "local")?)
         } else {
-            let n = if self.next_global <= MAX_GLOBAL {
-                self.next_global += 1;
-                self.next_global - 1
-            } else {
-                self.free_global
-                    .pop()
-                    .ok_or(IdentityError::Exhausted { scope: "global" })?
-            };
-            Identity(n)
+            Identity(self.global.take(MAX_GLOBAL, "global")?)
         };
         self.by_labels
             .insert(labels.clone(), Allocated { identity, refs: 1 });
@@ -231,9 +238,9 @@ impl IdentityAllocator {
         self.by_labels.remove(&labels);
         self.by_identity.remove(&identity);
         if identity.is_local() {
-            self.free_local.insert(0, identity.0 & MAX_LOCAL);
+            self.local.free.insert(0, identity.0 & MAX_LOCAL);
         } else {
-            self.free_global.insert(0, identity.0);
+            self.global.free.insert(0, identity.0);
         }
         true
     }

@@ -324,28 +324,12 @@ impl PolicyMap {
 
     /// Judges an egress packet to `identity` with `proto` and destination `port`.
     pub fn lookup(&self, identity: Identity, proto: Protocol, port: u16) -> PolicyVerdict {
-        let Some(Decision {
-            key,
-            action,
-            match_type,
-        }) = self.decide(identity, proto, port)
-        else {
+        let Some(decision) = self.decide(identity, proto, port) else {
             return PolicyVerdict::Dropped {
                 reason: DropReason::PolicyDenied,
                 key: None,
             };
         };
-        match action {
-            PolicyAction::Deny => PolicyVerdict::Dropped {
-                reason: DropReason::PolicyDeny,
-                key: Some(key),
-            },
-            PolicyAction::Allow => PolicyVerdict::Allowed { key, match_type },
-            PolicyAction::RedirectDns(dns) => PolicyVerdict::Redirected {
-                key,
-                match_type,
-                dns: dns.clone(),
-            },
-        }
+        decision.verdict()
     }
 }

@@ -62,8 +62,52 @@ impl PolicyValueAbi {
     }
 }
 
-/// Writes integers and byte arrays into a fixed buffer in native byte order: the memory image
-/// of a `#[repr(C)]` struct whose padding is explicit.
+/// A field of an ABI struct as a memory image holds it: an integer in native byte order, or
+/// bytes as they are.
+trait Field: Sized {
+    /// Its size in bytes.
+    const SIZE: usize;
+    /// Writes it into `out`, [`Self::SIZE`] bytes.
+    fn write(&self, out: &mut [u8]);
+    /// Reads it from `bytes`, [`Self::SIZE`] bytes.
+    fn read(bytes: &[u8]) -> Self;
+}
+
+impl<const M: usize> Field for [u8; M] {
+    const SIZE: usize = M;
+
+    fn write(&self, out: &mut [u8]) {
+        out.copy_from_slice(self);
+    }
+
+    fn read(bytes: &[u8]) -> Self {
+        let mut out = [0; M];
+        out.copy_from_slice(bytes);
+        out
+    }
+}
+
+/// [`Field`] for integers: their native-order bytes.
+macro_rules! integer_fields {
+    ($($t:ty),+) => {$(
+        impl Field for $t {
+            const SIZE: usize = size_of::<$t>();
+
+            fn write(&self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_ne_bytes());
+            }
+
+            fn read(bytes: &[u8]) -> Self {
+                Self::from_ne_bytes(Field::read(bytes))
+            }
+        }
+    )+};
+}
+
+integer_fields!(u8, u16, u32, u64);
+
+/// Writes fields into a fixed buffer: the memory image of a `#[repr(C)]` struct whose padding
+/// is explicit.
 struct Image<const N: usize> {
     bytes: [u8; N],
     at: usize,
@@ -77,9 +121,9 @@ impl<const N: usize> Image<N> {
         }
     }
 
-    fn put(mut self, field: &[u8]) -> Self {
-        self.bytes[self.at..self.at + field.len()].copy_from_slice(field);
-        self.at += field.len();
+    fn put<F: Field>(mut self, field: &F) -> Self {
+        field.write(&mut self.bytes[self.at..self.at + F::SIZE]);
+        self.at += F::SIZE;
         self
     }
 
@@ -100,59 +144,54 @@ impl<'a> Fields<'a> {
         Self { bytes, at: 0 }
     }
 
-    fn take<const M: usize>(&mut self) -> [u8; M] {
-        let mut out = [0u8; M];
-        out.copy_from_slice(&self.bytes[self.at..self.at + M]);
-        self.at += M;
-        out
-    }
-
-    fn u8(&mut self) -> u8 {
-        self.take::<1>()[0]
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_ne_bytes(self.take())
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_ne_bytes(self.take())
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from_ne_bytes(self.take())
+    fn get<F: Field>(&mut self) -> F {
+        let field = F::read(&self.bytes[self.at..self.at + F::SIZE]);
+        self.at += F::SIZE;
+        field
     }
 }
 
-impl IpcacheValue {
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 8] {
-        Image::new()
-            .put(&self.identity.to_ne_bytes())
-            .put(&self.flags.to_ne_bytes())
-            .done()
-    }
+/// `to_bytes` and `from_bytes` of the map keys and values whose image is their fields in
+/// declaration order, each with the size of its image.
+macro_rules! memory_image {
+    ($($t:ident, $size:literal, [$($field:ident),+];)+) => {$(
+        impl $t {
+            /// The memory image the map holds.
+            pub fn to_bytes(&self) -> [u8; $size] {
+                Image::new()$(.put(&self.$field))+.done()
+            }
 
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            identity: f.u32(),
-            flags: f.u32(),
+            /// From the map's memory image.
+            pub fn from_bytes(bytes: &[u8; $size]) -> Self {
+                let mut f = Fields::new(bytes);
+                Self {
+                    $($field: f.get(),)+
+                }
+            }
         }
-    }
+    )+};
+}
+
+memory_image! {
+    IpcacheValue, 8, [identity, flags];
+    PolicyValueAbi, 8, [proxy_port, flags, lpm_prefix_length, precedence];
+    EndpointValue, 8, [endpoint_id, flags, identity];
+    State, 16, [now_ns, flags, pad];
+    CtKey4, 16, [saddr, daddr, sport, dport, protocol, pad];
+    CtKey6, 40, [saddr, daddr, sport, dport, protocol, pad];
 }
 
 impl PolicyKeyAbi {
     /// The key's data bytes (everything after `prefixlen`), as an LPM trie key holds them.
     pub fn data(&self) -> [u8; 12] {
         Image::new()
-            .put(&self.endpoint_id.to_ne_bytes())
-            .put(&[self.egress, self.pad0])
-            .put(&self.identity.to_ne_bytes())
-            .put(&[self.protocol])
+            .put(&self.endpoint_id)
+            .put(&self.egress)
+            .put(&self.pad0)
+            .put(&self.identity)
+            .put(&self.protocol)
             .put(&self.dport)
-            .put(&[self.pad1])
+            .put(&self.pad1)
             .done()
     }
 
@@ -161,13 +200,13 @@ impl PolicyKeyAbi {
         let mut f = Fields::new(data);
         Self {
             prefixlen,
-            endpoint_id: f.u16(),
-            egress: f.u8(),
-            pad0: f.u8(),
-            identity: f.u32(),
-            protocol: f.u8(),
-            dport: f.take(),
-            pad1: f.u8(),
+            endpoint_id: f.get(),
+            egress: f.get(),
+            pad0: f.get(),
+            identity: f.get(),
+            protocol: f.get(),
+            dport: f.get(),
+            pad1: f.get(),
         }
     }
 
@@ -188,28 +227,6 @@ impl PolicyKeyAbi {
     }
 }
 
-impl PolicyValueAbi {
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 8] {
-        Image::new()
-            .put(&self.proxy_port.to_ne_bytes())
-            .put(&[self.flags, self.lpm_prefix_length])
-            .put(&self.precedence.to_ne_bytes())
-            .done()
-    }
-
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            proxy_port: f.u16(),
-            flags: f.u8(),
-            lpm_prefix_length: f.u8(),
-            precedence: f.u32(),
-        }
-    }
-}
-
 impl EndpointKey4 {
     /// The memory image the map holds.
     pub fn to_bytes(&self) -> [u8; 4] {
@@ -223,83 +240,6 @@ impl EndpointKey6 {
         self.addr
     }
 }
-
-impl EndpointValue {
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 8] {
-        Image::new()
-            .put(&self.endpoint_id.to_ne_bytes())
-            .put(&self.flags.to_ne_bytes())
-            .put(&self.identity.to_ne_bytes())
-            .done()
-    }
-
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 8]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            endpoint_id: f.u16(),
-            flags: f.u16(),
-            identity: f.u32(),
-        }
-    }
-}
-
-impl State {
-    /// The memory image the map holds.
-    pub fn to_bytes(&self) -> [u8; 16] {
-        Image::new()
-            .put(&self.now_ns.to_ne_bytes())
-            .put(&self.flags.to_ne_bytes())
-            .put(&self.pad.to_ne_bytes())
-            .done()
-    }
-
-    /// From the map's memory image.
-    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
-        let mut f = Fields::new(bytes);
-        Self {
-            now_ns: f.u64(),
-            flags: f.u32(),
-            pad: f.u32(),
-        }
-    }
-}
-
-/// The memory images of the two conntrack keys, which differ only in their address width.
-macro_rules! ct_key_image {
-    ($key:ident, $size:literal) => {
-        impl $key {
-            /// From the map's memory image.
-            pub fn from_bytes(bytes: &[u8; $size]) -> Self {
-                let mut f = Fields::new(bytes);
-                Self {
-                    saddr: f.take(),
-                    daddr: f.take(),
-                    sport: f.u16(),
-                    dport: f.u16(),
-                    protocol: f.u8(),
-                    pad: f.take(),
-                }
-            }
-
-            /// The memory image the map holds.
-            pub fn to_bytes(&self) -> [u8; $size] {
-                Image::new()
-                    .put(&self.saddr)
-                    .put(&self.daddr)
-                    .put(&self.sport.to_ne_bytes())
-                    .put(&self.dport.to_ne_bytes())
-                    .put(&[self.protocol])
-                    .put(&self.pad)
-                    .done()
-            }
-        }
-    };
-}
-
-ct_key_image!(CtKey4, 16);
-ct_key_image!(CtKey6, 40);
 
 impl CtKey {
     /// The source address.
@@ -332,11 +272,11 @@ impl CtValue {
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
         let mut f = Fields::new(bytes);
         Self {
-            expires_ns: f.u64(),
-            remote_identity: f.u32(),
-            endpoint_id: f.u16(),
-            flags: f.u8(),
-            pad: f.u8(),
+            expires_ns: f.get(),
+            remote_identity: f.get(),
+            endpoint_id: f.get(),
+            flags: f.get(),
+            pad: f.get(),
         }
     }
 }
@@ -352,24 +292,24 @@ impl FlowEventAbi {
         }
         let mut f = Fields::new(bytes);
         Some(Self {
-            ts_ns: f.u64(),
-            saddr: f.take(),
-            daddr: f.take(),
-            src_identity: f.u32(),
-            dst_identity: f.u32(),
-            endpoint_id: f.u16(),
-            sport: f.u16(),
-            dport: f.u16(),
-            protocol: f.u8(),
-            family: f.u8(),
-            verdict: f.u8(),
-            drop_reason: f.u8(),
-            match_type: f.u8(),
-            is_reply: f.u8(),
-            egress: f.u8(),
-            policy_prefix_len: f.u8(),
-            policy_specific: f.u8(),
-            tcp_flags: f.u8(),
+            ts_ns: f.get(),
+            saddr: f.get(),
+            daddr: f.get(),
+            src_identity: f.get(),
+            dst_identity: f.get(),
+            endpoint_id: f.get(),
+            sport: f.get(),
+            dport: f.get(),
+            protocol: f.get(),
+            family: f.get(),
+            verdict: f.get(),
+            drop_reason: f.get(),
+            match_type: f.get(),
+            is_reply: f.get(),
+            egress: f.get(),
+            policy_prefix_len: f.get(),
+            policy_specific: f.get(),
+            tcp_flags: f.get(),
         })
     }
 

@@ -134,30 +134,32 @@ impl GlobIndex {
                 }
             }
         };
-        let mut lens = self.prefix_lens;
-        while lens != 0 {
-            let n = lens.trailing_zeros() as usize;
-            lens &= lens - 1;
-            if n > label.len() {
-                break;
-            }
+        for n in lengths_up_to(self.prefix_lens, label.len()) {
             if let Some(candidates) = self.by_prefix.get(&label[..n]) {
                 check(candidates);
             }
         }
-        let mut lens = self.suffix_lens;
-        while lens != 0 {
-            let n = lens.trailing_zeros() as usize;
-            lens &= lens - 1;
-            if n > label.len() {
-                break;
-            }
+        for n in lengths_up_to(self.suffix_lens, label.len()) {
             if let Some(candidates) = self.by_suffix.get(&label[label.len() - n..]) {
                 check(candidates);
             }
         }
         check(&self.scan);
     }
+}
+
+/// The lengths in `lens` (bit `n` set: length `n`), shortest first, up to `max`: the
+/// iteration ends at the first longer one.
+#[inline]
+fn lengths_up_to(mut lens: u64, max: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if lens == 0 {
+            return None;
+        }
+        let n = lens.trailing_zeros() as usize;
+        lens &= lens - 1;
+        (n <= max).then_some(n)
+    })
 }
 
 /// The trie over reversed labels.

@@ -3,6 +3,9 @@
 //! Only what fqdnpath models is typed; every other key is reported as an unknown field (a
 //! warning with its path, as kubectl does), never dropped silently. Egress is enforced; ingress
 //! is parsed and kept but not enforced yet.
+//!
+//! A field the CRD lets one omit is `#[serde(default)]`; where every field of a struct may be
+//! omitted, the struct says so once.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -50,13 +53,11 @@ pub(crate) const OBJECT_META_FIELDS: &[&str] = &[
 
 /// A Kubernetes label selector (`matchLabels`, `matchExpressions`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be present with these values.
-    #[serde(default)]
     pub match_labels: BTreeMap<String, String>,
     /// Requirements that must all hold.
-    #[serde(default)]
     pub match_expressions: Vec<Requirement>,
 }
 
@@ -87,12 +88,11 @@ pub enum Operator {
 
 /// `enableDefaultDeny`: whether selecting an endpoint turns on default deny per direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DefaultDeny {
     /// For ingress; unset = true.
-    #[serde(default)]
     pub ingress: Option<bool>,
     /// For egress; unset = true.
-    #[serde(default)]
     pub egress: Option<bool>,
 }
 
@@ -125,50 +125,40 @@ impl<'de> Deserialize<'de> for PortText {
 
 /// One `ports` entry of a `toPorts` rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct PortProtocol {
     /// The port (or the first port of a range), or a named port.
-    #[serde(default)]
     pub port: PortText,
     /// The last port of a range (`endPort`), 0 = no range.
-    #[serde(default)]
     pub end_port: i32,
     /// `TCP`, `UDP`, `SCTP`, `ICMP`, `ICMPv6`, `VRRP`, `IGMP` or `ANY` (the default).
-    #[serde(default)]
     pub protocol: String,
 }
 
 /// One `rules.dns` entry: a `matchName` and/or a `matchPattern` (both may be set here).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct DnsRule {
     /// `matchName`.
-    #[serde(default)]
     pub match_name: Option<String>,
     /// `matchPattern`.
-    #[serde(default)]
     pub match_pattern: Option<String>,
 }
 
 /// `rules` of a `toPorts` entry: the L7 rules. fqdnpath models `dns`; the others are kept as
 /// written (their presence matters to validation).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct L7Rules {
     /// DNS rules: the names the DNS proxy lets through.
-    #[serde(default)]
     pub dns: Option<Vec<DnsRule>>,
     /// HTTP rules (kept, not modelled).
-    #[serde(default)]
     pub http: Option<Vec<serde_json::Value>>,
     /// Kafka rules (kept, not modelled).
-    #[serde(default)]
     pub kafka: Option<Vec<serde_json::Value>>,
     /// Generic L7 protocol name (kept, not modelled).
-    #[serde(default)]
     pub l7proto: Option<String>,
     /// Generic L7 rules (kept, not modelled).
-    #[serde(default)]
     pub l7: Option<Vec<serde_json::Value>>,
 }
 
@@ -185,116 +175,94 @@ impl L7Rules {
 
 /// A `toPorts` entry.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct PortRule {
     /// The ports.
-    #[serde(default)]
     pub ports: Vec<PortProtocol>,
     /// L7 rules.
-    #[serde(default)]
     pub rules: Option<L7Rules>,
     /// TLS SNI names (kept, not modelled).
-    #[serde(default)]
     pub server_names: Vec<String>,
 }
 
 /// A `toCIDRSet` / `fromCIDRSet` entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CidrRule {
     /// The CIDR.
-    #[serde(default)]
     pub cidr: Option<String>,
     /// Prefixes inside `cidr` that are excluded.
-    #[serde(default)]
     pub except: Vec<String>,
     /// A `CiliumCIDRGroup` by name (kept, not resolved).
-    #[serde(default)]
     pub cidr_group_ref: Option<String>,
     /// A `CiliumCIDRGroup` by labels (kept, not resolved).
-    #[serde(default)]
     pub cidr_group_selector: Option<LabelSelector>,
 }
 
 /// An egress rule (`egress[]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct EgressRule {
     /// Peers selected by endpoint labels.
-    #[serde(default, rename = "toEndpoints")]
     pub to_endpoints: Vec<LabelSelector>,
     /// Peers by CIDR.
-    #[serde(default, rename = "toCIDR")]
+    #[serde(rename = "toCIDR")]
     pub to_cidr: Vec<String>,
     /// Peers by CIDR with exceptions.
-    #[serde(default, rename = "toCIDRSet")]
+    #[serde(rename = "toCIDRSet")]
     pub to_cidr_set: Vec<CidrRule>,
     /// Peers by entity (`world`, `cluster`, `kube-apiserver`, ...).
-    #[serde(default, rename = "toEntities")]
     pub to_entities: Vec<String>,
     /// Peers by DNS name, learned from DNS answers.
-    #[serde(default, rename = "toFQDNs")]
+    #[serde(rename = "toFQDNs")]
     pub to_fqdns: Vec<FqdnSelectorFields>,
     /// Peers by Kubernetes service (kept, not modelled).
-    #[serde(default, rename = "toServices")]
     pub to_services: Vec<serde_json::Value>,
     /// Peers by node labels (kept, not modelled).
-    #[serde(default, rename = "toNodes")]
     pub to_nodes: Vec<LabelSelector>,
     /// Peers by cloud group (kept, not modelled).
-    #[serde(default, rename = "toGroups")]
     pub to_groups: Vec<serde_json::Value>,
     /// Extra label requirements on the peers (deprecated in Cilium; kept).
-    #[serde(default, rename = "toRequires")]
     pub to_requires: Vec<LabelSelector>,
     /// Ports and L7 rules.
-    #[serde(default, rename = "toPorts")]
     pub to_ports: Vec<PortRule>,
     /// ICMP rules (kept, not modelled).
-    #[serde(default, rename = "icmps")]
     pub icmps: Vec<serde_json::Value>,
 }
 
 /// An ingress rule (`ingress[]`, `ingressDeny[]`): parsed and kept, not enforced yet.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct IngressRule {
     /// Peers selected by endpoint labels.
-    #[serde(default, rename = "fromEndpoints")]
     pub from_endpoints: Vec<LabelSelector>,
     /// Peers by CIDR.
-    #[serde(default, rename = "fromCIDR")]
+    #[serde(rename = "fromCIDR")]
     pub from_cidr: Vec<String>,
     /// Peers by CIDR with exceptions.
-    #[serde(default, rename = "fromCIDRSet")]
+    #[serde(rename = "fromCIDRSet")]
     pub from_cidr_set: Vec<CidrRule>,
     /// Peers by entity.
-    #[serde(default, rename = "fromEntities")]
     pub from_entities: Vec<String>,
     /// Peers by node labels.
-    #[serde(default, rename = "fromNodes")]
     pub from_nodes: Vec<LabelSelector>,
     /// Peers by cloud group.
-    #[serde(default, rename = "fromGroups")]
     pub from_groups: Vec<serde_json::Value>,
     /// Extra label requirements on the peers.
-    #[serde(default, rename = "fromRequires")]
     pub from_requires: Vec<LabelSelector>,
     /// Ports and L7 rules.
-    #[serde(default, rename = "toPorts")]
     pub to_ports: Vec<PortRule>,
     /// ICMP rules.
-    #[serde(default, rename = "icmps")]
     pub icmps: Vec<serde_json::Value>,
 }
 
 /// A `toFQDNs` entry as written (validated into an [`FqdnSelector`] by the loader).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct FqdnSelectorFields {
     /// `matchName`.
-    #[serde(default)]
     pub match_name: Option<String>,
     /// `matchPattern`.
-    #[serde(default)]
     pub match_pattern: Option<String>,
 }
 
@@ -307,34 +275,25 @@ impl FqdnSelectorFields {
 
 /// One policy rule: a `spec` or an entry of `specs`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Rule {
     /// The endpoints the rule applies to.
-    #[serde(default)]
     pub endpoint_selector: Option<LabelSelector>,
     /// The nodes the rule applies to (host policy; kept, not modelled).
-    #[serde(default)]
     pub node_selector: Option<LabelSelector>,
     /// Allowed egress.
-    #[serde(default)]
     pub egress: Vec<EgressRule>,
     /// Denied egress (no `toFQDNs`, no L7 rules).
-    #[serde(default)]
     pub egress_deny: Vec<EgressRule>,
     /// Allowed ingress (kept, not enforced yet).
-    #[serde(default)]
     pub ingress: Vec<IngressRule>,
     /// Denied ingress (kept, not enforced yet).
-    #[serde(default)]
     pub ingress_deny: Vec<IngressRule>,
     /// Per-direction default deny.
-    #[serde(default)]
     pub enable_default_deny: DefaultDeny,
     /// Free text.
-    #[serde(default)]
     pub description: Option<String>,
     /// Labels of the rule (kept).
-    #[serde(default)]
     pub labels: Vec<serde_json::Value>,
 }
 
@@ -374,15 +333,13 @@ impl NetworkPolicy {
 
 /// A port of a Local Redirect Policy (`toPorts` of a frontend or backend).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LrpPort {
     /// The port number, as a string or number.
-    #[serde(default)]
     pub port: PortText,
     /// `TCP` or `UDP`.
-    #[serde(default)]
     pub protocol: String,
     /// The name that pairs a frontend port with a backend port.
-    #[serde(default)]
     pub name: Option<String>,
 }
 
@@ -412,13 +369,11 @@ pub struct AddressMatcher {
 
 /// `redirectFrontend`: exactly one matcher.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RedirectFrontend {
     /// Redirect a service's `ClusterIP`.
-    #[serde(default)]
     pub service_matcher: Option<ServiceMatcher>,
     /// Redirect an IP and ports.
-    #[serde(default)]
     pub address_matcher: Option<AddressMatcher>,
 }
 

@@ -22,7 +22,7 @@ pub(crate) use lrp::local_redirect_policy;
 pub(crate) use ports::{parse_go_uint, protocol};
 
 use cidr::{cidr, cidr_rule};
-use ports::{MAX_PORTS, port_protocol, port_rule};
+use ports::{port_count, port_protocol, port_rule};
 
 /// A validation failure: (key path, reason).
 pub(crate) type Failure = (String, String);
@@ -120,52 +120,44 @@ pub(crate) fn label_selector(path: &str, selector: &LabelSelector) -> Result<(),
     Ok(())
 }
 
-/// The L3 peer fields of an egress rule with how many entries each has, in CRD order.
-fn egress_l3(rule: &EgressRule) -> [(&'static str, usize); 8] {
-    [
-        ("toEndpoints", rule.to_endpoints.len()),
-        ("toCIDR", rule.to_cidr.len()),
-        ("toCIDRSet", rule.to_cidr_set.len()),
-        ("toEntities", rule.to_entities.len()),
-        ("toServices", rule.to_services.len()),
-        ("toFQDNs", rule.to_fqdns.len()),
-        ("toGroups", rule.to_groups.len()),
-        ("toNodes", rule.to_nodes.len()),
-    ]
-}
-
-/// Cilium: two kinds of L3 peer in one rule are "not supported yet".
-fn single_l3(path: &str, members: &[(&'static str, usize)]) -> Result<(), Failure> {
-    let mut set = members.iter().filter(|(_, n)| *n > 0);
+/// The checks of a rule's L3 peers, whose fields are named `to<Kind>` or `from<Kind>` as the
+/// rule's `direction` says: Cilium allows one kind of peer in a rule ("not supported yet"), and
+/// each endpoint selector, CIDR, CIDR set and entity must be valid. `others` are the other
+/// kinds with how many entries each has; the kinds are listed in CRD order.
+fn peers(
+    path: &str,
+    direction: &str,
+    (endpoints, cidrs, cidr_sets, entities): (&[LabelSelector], &[String], &[CidrRule], &[String]),
+    others: &[(&str, usize)],
+) -> Result<(), Failure> {
+    let checked = [
+        ("Endpoints", endpoints.len()),
+        ("CIDR", cidrs.len()),
+        ("CIDRSet", cidr_sets.len()),
+        ("Entities", entities.len()),
+    ];
+    let mut set = checked.iter().chain(others).filter(|(_, n)| *n > 0);
     if let (Some((a, _)), Some((b, _))) = (set.next(), set.next()) {
         return fail(
             path,
-            format!("combining {a} and {b} is not supported yet (use separate rules)"),
+            format!(
+                "combining {direction}{a} and {direction}{b} is not supported yet (use separate rules)"
+            ),
         );
     }
-    Ok(())
-}
-
-fn peers(
-    path: &str,
-    endpoints: (&str, &[LabelSelector]),
-    cidrs: (&str, &[String]),
-    cidr_sets: (&str, &[CidrRule]),
-    entities: (&str, &[String]),
-) -> Result<(), Failure> {
-    for (i, s) in endpoints.1.iter().enumerate() {
-        label_selector(&format!("{path}.{}[{i}]", endpoints.0), s)?;
+    for (i, s) in endpoints.iter().enumerate() {
+        label_selector(&format!("{path}.{direction}Endpoints[{i}]"), s)?;
     }
-    for (i, c) in cidrs.1.iter().enumerate() {
-        cidr(&format!("{path}.{}[{i}]", cidrs.0), c)?;
+    for (i, c) in cidrs.iter().enumerate() {
+        cidr(&format!("{path}.{direction}CIDR[{i}]"), c)?;
     }
-    for (i, c) in cidr_sets.1.iter().enumerate() {
-        cidr_rule(&format!("{path}.{}[{i}]", cidr_sets.0), c)?;
+    for (i, c) in cidr_sets.iter().enumerate() {
+        cidr_rule(&format!("{path}.{direction}CIDRSet[{i}]"), c)?;
     }
-    for (i, e) in entities.1.iter().enumerate() {
+    for (i, e) in entities.iter().enumerate() {
         if crate::labels::entity_selectors(e).is_none() {
             return fail(
-                format!("{path}.{}[{i}]", entities.0),
+                format!("{path}.{direction}Entities[{i}]"),
                 format!("unsupported entity: {e}"),
             );
         }
@@ -173,15 +165,23 @@ fn peers(
     Ok(())
 }
 
-/// The peer checks `egress` and `egressDeny` share: one kind of L3 peer, and each valid.
+/// The peer checks `egress` and `egressDeny` share.
 fn egress_peers(path: &str, rule: &EgressRule) -> Result<(), Failure> {
-    single_l3(path, &egress_l3(rule))?;
     peers(
         path,
-        ("toEndpoints", &rule.to_endpoints),
-        ("toCIDR", &rule.to_cidr),
-        ("toCIDRSet", &rule.to_cidr_set),
-        ("toEntities", &rule.to_entities),
+        "to",
+        (
+            &rule.to_endpoints,
+            &rule.to_cidr,
+            &rule.to_cidr_set,
+            &rule.to_entities,
+        ),
+        &[
+            ("Services", rule.to_services.len()),
+            ("FQDNs", rule.to_fqdns.len()),
+            ("Groups", rule.to_groups.len()),
+            ("Nodes", rule.to_nodes.len()),
+        ],
     )
 }
 
@@ -242,12 +242,7 @@ fn egress_deny(path: &str, rule: &EgressRule) -> Result<(), Failure> {
                 "L7 rules are not allowed in egressDeny (Cilium's PortDenyRule has no rules)",
             );
         }
-        if p.ports.len() > MAX_PORTS {
-            return fail(
-                format!("{at}.ports"),
-                format!("too many ports, the max is {MAX_PORTS}"),
-            );
-        }
+        port_count(&at, &p.ports)?;
         for (k, port) in p.ports.iter().enumerate() {
             port_protocol(&format!("{at}.ports[{k}]"), port, false)?;
         }
@@ -256,23 +251,19 @@ fn egress_deny(path: &str, rule: &EgressRule) -> Result<(), Failure> {
 }
 
 fn ingress(path: &str, rule: &IngressRule, deny: bool) -> Result<(), Failure> {
-    single_l3(
-        path,
-        &[
-            ("fromEndpoints", rule.from_endpoints.len()),
-            ("fromCIDR", rule.from_cidr.len()),
-            ("fromCIDRSet", rule.from_cidr_set.len()),
-            ("fromEntities", rule.from_entities.len()),
-            ("fromNodes", rule.from_nodes.len()),
-            ("fromGroups", rule.from_groups.len()),
-        ],
-    )?;
     peers(
         path,
-        ("fromEndpoints", &rule.from_endpoints),
-        ("fromCIDR", &rule.from_cidr),
-        ("fromCIDRSet", &rule.from_cidr_set),
-        ("fromEntities", &rule.from_entities),
+        "from",
+        (
+            &rule.from_endpoints,
+            &rule.from_cidr,
+            &rule.from_cidr_set,
+            &rule.from_entities,
+        ),
+        &[
+            ("Nodes", rule.from_nodes.len()),
+            ("Groups", rule.from_groups.len()),
+        ],
     )?;
     for (i, p) in rule.to_ports.iter().enumerate() {
         let at = format!("{path}.toPorts[{i}]");

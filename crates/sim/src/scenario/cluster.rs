@@ -11,7 +11,6 @@ pub struct DnsRole {
     /// `authoritative` or `cache`.
     pub role: DnsRoleKind,
     /// For a cache: the service (`namespace/name`) it forwards misses to.
-    #[serde(default)]
     pub upstream: Option<String>,
 }
 
@@ -41,7 +40,6 @@ pub struct PodSpec {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// A DNS server role.
-    #[serde(default)]
     pub dns: Option<DnsRole>,
 }
 
@@ -57,7 +55,6 @@ pub struct DaemonSetSpec {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// A DNS server role.
-    #[serde(default)]
     pub dns: Option<DnsRole>,
 }
 
@@ -66,7 +63,6 @@ pub struct DaemonSetSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServicePortSpec {
     /// Name.
-    #[serde(default)]
     pub name: Option<String>,
     /// Port.
     pub port: u16,
@@ -74,7 +70,6 @@ pub struct ServicePortSpec {
     #[serde(default = "tcp")]
     pub protocol: String,
     /// Port on the backends (default: `port`).
-    #[serde(default)]
     pub target_port: Option<u16>,
 }
 

@@ -25,9 +25,7 @@ pub struct ManifestSource {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "struct ManifestSource")]
 struct RawManifestSource {
-    #[serde(default)]
     path: Option<PathBuf>,
-    #[serde(default)]
     inline: Option<String>,
 }
 

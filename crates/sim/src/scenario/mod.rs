@@ -1,7 +1,8 @@
 //! Scenario files (`apiVersion: fqdnpath/v1`, `kind: Scenario`): the user-facing format that
 //! SCENARIOS.md fixes. Everything is checked when the file is loaded: unknown keys are errors
 //! that name the key's path; so are bad durations, protocols, query types and zone records,
-//! and steps that set no action or more than one.
+//! and steps that set no action or more than one. A key that may be left out is an `Option`
+//! (absent: `None`) or `#[serde(default)]`.
 //!
 //! - `duration`: Go-style durations ([`Dur`]);
 //! - `settings`: `agent:` (Cilium's flags) and `datapath:`;
@@ -129,6 +130,15 @@ fn typed<T: DeserializeOwned>(file: &str, value: serde_json::Value) -> Result<T,
 }
 
 impl Scenario {
+    /// The error of an invalid value at `path` of this scenario.
+    pub(crate) fn invalid(
+        &self,
+        path: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> ScenarioError {
+        ScenarioError::invalid(&self.file, path, reason)
+    }
+
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let text = read_text(path)?;
@@ -191,9 +201,9 @@ impl Scenario {
                 .map(move |(k, r)| (format!("steps[{i}].update-zone[{k}]"), r))
         });
         for (path, record) in zone.chain(updates) {
-            record.check().map_err(|(key, reason)| {
-                ScenarioError::invalid(&self.file, format!("{path}.{key}"), reason)
-            })?;
+            record
+                .check()
+                .map_err(|(key, reason)| self.invalid(format!("{path}.{key}"), reason))?;
         }
         Ok(())
     }

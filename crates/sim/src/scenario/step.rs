@@ -57,27 +57,16 @@ pub enum Action {
     expecting = "struct Step"
 )]
 struct RawStep {
-    #[serde(default)]
     at: Option<Dur>,
-    #[serde(default)]
     resolve: Option<ResolveStep>,
-    #[serde(default)]
     connect: Option<ConnectStep>,
-    #[serde(default)]
     advance: Option<Dur>,
-    #[serde(default)]
     send: Option<ConnectionRef>,
-    #[serde(default)]
     close: Option<ConnectionRef>,
-    #[serde(default)]
     apply: Option<ManifestSource>,
-    #[serde(default)]
     delete: Option<DeleteStep>,
-    #[serde(default)]
     restart_agent: Option<RestartStep>,
-    #[serde(default)]
     update_zone: Option<Vec<ZoneRecord>>,
-    #[serde(default)]
     expect: Option<Expect>,
 }
 
@@ -186,14 +175,12 @@ pub enum Destination {
 #[serde(deny_unknown_fields, expecting = "struct ConnectStep")]
 struct RawConnect {
     pod: String,
-    #[serde(default)]
     ip: Option<IpAddr>,
-    #[serde(default)]
     name: Option<String>,
     port: u16,
     #[serde(default)]
     protocol: Protocol,
-    #[serde(default, rename = "as")]
+    #[serde(rename = "as")]
     alias: Option<String>,
 }
 
@@ -291,7 +278,6 @@ pub struct DeleteStep {
     /// The kind.
     pub kind: String,
     /// The namespace.
-    #[serde(default)]
     pub namespace: Option<String>,
     /// The name.
     pub name: String,
@@ -310,24 +296,17 @@ pub struct RestartStep {
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// The DNS response code (`NOERROR`, `NXDOMAIN`, `REFUSED`, `SERVFAIL`, `TIMEOUT`).
-    #[serde(default)]
     pub rcode: Option<String>,
     /// The answer's addresses.
-    #[serde(default)]
     pub ips: Option<Vec<IpAddr>>,
     /// `FORWARDED`, `DROPPED` or `REDIRECTED`.
-    #[serde(default)]
     pub verdict: Option<String>,
     /// `POLICY_DENIED` or `POLICY_DENY`.
-    #[serde(default)]
     pub drop_reason: Option<String>,
     /// How long the proxy held the response.
-    #[serde(default)]
     pub held: Option<Dur>,
     /// The destination's identity.
-    #[serde(default)]
     pub identity: Option<u32>,
     /// `L3_ONLY`, `L3_L4`, `L4_ONLY`, `ALL`, `L3_PROTO`, `PROTO_ONLY`.
-    #[serde(default)]
     pub policy_match_type: Option<String>,
 }

@@ -9,13 +9,11 @@ pub struct ZoneRecord {
     /// Owner name.
     pub name: String,
     /// `A`, `AAAA` or `CNAME`.
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// TTL in seconds.
-    #[serde(default)]
     pub ttl: Option<u32>,
     /// Address or target.
-    #[serde(default)]
     pub value: Option<String>,
     /// Removes every record of the name.
     #[serde(default)]

@@ -12,7 +12,7 @@ use fqdnpath_policy::labels::Labels;
 use fqdnpath_policy::manifest::{LocalRedirectPolicy, NetworkPolicy, port_protocol};
 use fqdnpath_policy::{Manifest, load_file};
 
-use super::{DatapathFactory, NodeState, SimPod, Simulation};
+use super::{DatapathFactory, NodeState, SimPod, Simulation, local_endpoints};
 use crate::scenario::{ManifestSource, RejectResponseCode, Scenario, ScenarioError};
 
 /// The pods of `scenario`, each with its endpoint ID: its own pods, then one pod per node for
@@ -21,8 +21,7 @@ pub(super) fn pods(scenario: &Scenario) -> Result<Vec<SimPod>, ScenarioError> {
     let mut pods = Vec::new();
     for (i, p) in scenario.cluster.pods.iter().enumerate() {
         if !scenario.cluster.nodes.contains(&p.node) {
-            return Err(ScenarioError::invalid(
-                &scenario.file,
+            return Err(scenario.invalid(
                 format!("cluster.pods[{i}].node"),
                 format!("no node {:?} in cluster.nodes", p.node),
             ));
@@ -57,11 +56,7 @@ pub(super) fn pods(scenario: &Scenario) -> Result<Vec<SimPod>, ScenarioError> {
     let mut seen = BTreeSet::new();
     for (i, p) in pods.iter_mut().enumerate() {
         if !seen.insert(p.ip) {
-            return Err(ScenarioError::invalid(
-                &scenario.file,
-                "cluster.pods",
-                format!("IP {} is used twice", p.ip),
-            ));
+            return Err(scenario.invalid("cluster.pods", format!("IP {} is used twice", p.ip)));
         }
         p.endpoint = EndpointId(u16::try_from(i + 1).unwrap_or(u16::MAX));
     }
@@ -77,13 +72,12 @@ pub(super) fn services(
     for (i, s) in scenario.cluster.services.iter().enumerate() {
         let mut ports = Vec::new();
         for (k, p) in s.ports.iter().enumerate() {
-            let Some(proto) = port_protocol(&p.protocol) else {
-                return Err(ScenarioError::invalid(
-                    &scenario.file,
+            let proto = port_protocol(&p.protocol).ok_or_else(|| {
+                scenario.invalid(
                     format!("cluster.services[{i}].ports[{k}].protocol"),
                     format!("unknown protocol {:?}", p.protocol),
-                ));
-            };
+                )
+            })?;
             ports.push(ServicePort {
                 name: p.name.clone(),
                 port: p.port,
@@ -215,12 +209,7 @@ impl Simulation {
                 node: node.clone(),
                 source,
             })?;
-            let local: BTreeSet<EndpointId> = self
-                .pods
-                .iter()
-                .filter(|p| &p.node == node)
-                .map(|p| p.endpoint)
-                .collect();
+            let local: BTreeSet<EndpointId> = local_endpoints(&self.pods, node).collect();
             datapath
                 .program(agent.compiler(), &|id| local.contains(&id))
                 .map_err(|e| self.invalid("cluster", e.to_string()))?;

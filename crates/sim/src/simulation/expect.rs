@@ -1,5 +1,6 @@
 //! Expectations: what a step observed, checked against its `expect` block.
 
+use std::fmt::Display;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -43,50 +44,68 @@ impl Observed {
     }
 }
 
+/// Counts a step's expectations and records those that do not hold.
+struct Checker<'a> {
+    step: usize,
+    checked: usize,
+    failures: &'a mut Vec<Failure>,
+}
+
+impl Checker<'_> {
+    /// Records that `what` was expected to be `want` and was `got`.
+    fn fail(&mut self, what: &str, want: impl Display, got: impl Display) {
+        let step = self.step;
+        self.failures.push(Failure {
+            step,
+            message: format!("steps[{step}]: expected {what} {want}, got {got}"),
+        });
+    }
+
+    /// Checks an expectation written as a name (`NOERROR`, `DROPPED`, ...), if it is set:
+    /// `got` is the name observed, if any (shown as `none`).
+    fn name(&mut self, what: &str, want: Option<&String>, got: Option<&str>) {
+        if let Some(want) = want {
+            self.checked += 1;
+            if got != Some(want.as_str()) {
+                self.fail(what, want, got.unwrap_or("none"));
+            }
+        }
+    }
+}
+
 impl Simulation {
     /// Checks step `step`'s expectations; counts them and records those that fail.
     pub(super) fn check(&mut self, step: usize, expect: &Expect, observed: &Observed) {
-        let mut fail = |what: &str, want: String, got: String| {
-            self.report.failures.push(Failure {
-                step,
-                message: format!("steps[{step}]: expected {what} {want}, got {got}"),
-            });
+        let mut c = Checker {
+            step,
+            checked: 0,
+            failures: &mut self.report.failures,
         };
-        let mut checked = 0;
-        let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
-        if let Some(want) = &expect.rcode {
-            checked += 1;
-            if observed.rcode.as_deref() != Some(want.as_str()) {
-                fail("rcode", want.clone(), show(&observed.rcode));
-            }
-        }
+        c.name("rcode", expect.rcode.as_ref(), observed.rcode.as_deref());
         if let Some(want) = &expect.ips {
-            checked += 1;
+            c.checked += 1;
             let mut w = want.clone();
             w.sort();
             let mut g = observed.ips.clone().unwrap_or_default();
             g.sort();
             if w != g {
-                fail("ips", format!("{w:?}"), format!("{g:?}"));
+                c.fail("ips", format!("{w:?}"), format!("{g:?}"));
             }
         }
-        if let Some(want) = &expect.verdict {
-            checked += 1;
-            let got = observed.verdict.map(|v| v.name().to_owned());
-            if got.as_deref() != Some(want.as_str()) {
-                fail("verdict", want.clone(), show(&got));
-            }
-        }
-        if let Some(want) = &expect.drop_reason {
-            checked += 1;
-            if observed.drop_reason.as_deref() != Some(want.as_str()) {
-                fail("drop_reason", want.clone(), show(&observed.drop_reason));
-            }
-        }
+        c.name(
+            "verdict",
+            expect.verdict.as_ref(),
+            observed.verdict.map(Verdict::name),
+        );
+        c.name(
+            "drop_reason",
+            expect.drop_reason.as_ref(),
+            observed.drop_reason.as_deref(),
+        );
         if let Some(want) = &expect.held {
-            checked += 1;
+            c.checked += 1;
             if observed.held != Some(want.0) {
-                fail(
+                c.fail(
                     "held",
                     format!("{:?}", want.0),
                     format!("{:?}", observed.held),
@@ -94,22 +113,16 @@ impl Simulation {
             }
         }
         if let Some(want) = expect.identity {
-            checked += 1;
+            c.checked += 1;
             if observed.identity != Some(want) {
-                fail(
-                    "identity",
-                    want.to_string(),
-                    format!("{:?}", observed.identity),
-                );
+                c.fail("identity", want, format!("{:?}", observed.identity));
             }
         }
-        if let Some(want) = &expect.policy_match_type {
-            checked += 1;
-            let got = observed.match_type.map(|m| m.name().to_owned());
-            if got.as_deref() != Some(want.as_str()) {
-                fail("policy_match_type", want.clone(), show(&got));
-            }
-        }
-        self.report.checked += checked;
+        c.name(
+            "policy_match_type",
+            expect.policy_match_type.as_ref(),
+            observed.match_type.map(MatchType::name),
+        );
+        self.report.checked += c.checked;
     }
 }

@@ -72,6 +72,13 @@ impl SimPod {
     }
 }
 
+/// The endpoints of the pods on `node`.
+fn local_endpoints<'a>(pods: &'a [SimPod], node: &'a str) -> impl Iterator<Item = EndpointId> + 'a {
+    pods.iter()
+        .filter(move |p| p.node == node)
+        .map(|p| p.endpoint)
+}
+
 /// One node: its agent, its datapath, and the map changes on their way between them.
 struct NodeState {
     agent: Agent,
@@ -195,7 +202,7 @@ impl Simulation {
 
     /// An input error at key `path` of the scenario.
     fn invalid(&self, path: impl Into<String>, reason: impl Into<String>) -> ScenarioError {
-        ScenarioError::invalid(&self.scenario.file, path, reason)
+        self.scenario.invalid(path, reason)
     }
 
     /// Refuses to move the clock past [`MAX_SCENARIO_TIME`]: every minute of virtual time runs

@@ -9,7 +9,7 @@ use fqdnpath_policy::compile::{Compiler, Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{PolicyAction, PolicyKey};
 
-use super::Simulation;
+use super::{Simulation, local_endpoints};
 
 /// A change on its way to a node's datapath.
 pub(super) enum Pending {
@@ -114,12 +114,7 @@ impl Simulation {
             } else {
                 agent.adopt(&snapshot).map_err(|e| e.to_string())?;
             }
-            let local: Vec<EndpointId> = self
-                .pods
-                .iter()
-                .filter(|p| &p.node == name)
-                .map(|p| p.endpoint)
-                .collect();
+            let local: Vec<EndpointId> = local_endpoints(&self.pods, name).collect();
             let target = Target::of(agent.compiler(), &local);
             node.agent = agent;
             node.pending.push((now + latency, Pending::Sync(target)));

@@ -7,7 +7,18 @@ use super::{Failure, fail, selector_failure};
 use crate::manifest::types::{PortProtocol, PortRule};
 
 /// At most this many ports in one `toPorts` entry (Cilium's `maxPorts`).
-pub(super) const MAX_PORTS: usize = 40;
+const MAX_PORTS: usize = 40;
+
+/// Cilium's limit on the ports of one `toPorts` entry ([`MAX_PORTS`]).
+pub(super) fn port_count(path: &str, ports: &[PortProtocol]) -> Result<(), Failure> {
+    if ports.len() > MAX_PORTS {
+        return fail(
+            format!("{path}.ports"),
+            format!("too many ports, the max is {MAX_PORTS}"),
+        );
+    }
+    Ok(())
+}
 
 pub(super) fn port_rule(path: &str, rule: &PortRule, ingress: bool) -> Result<(), Failure> {
     let l7 = rule.rules.as_ref().filter(|r| !r.is_empty());
@@ -26,12 +37,7 @@ pub(super) fn port_rule(path: &str, rule: &PortRule, ingress: bool) -> Result<()
             "empty server name is not allowed",
         );
     }
-    if rule.ports.len() > MAX_PORTS {
-        return fail(
-            format!("{path}.ports"),
-            format!("too many ports, the max is {MAX_PORTS}"),
-        );
-    }
+    port_count(path, &rule.ports)?;
     let mut zero_port = false;
     for (k, port) in rule.ports.iter().enumerate() {
         let at = format!("{path}.ports[{k}]");
