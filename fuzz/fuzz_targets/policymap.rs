@@ -5,8 +5,7 @@
 //! 2. the longest match among identity 0's keys;
 //! 3. both matched: the higher precedence (deny > DNS redirect > allow), then the longer
 //!    protocol+port prefix, then the identity's own key;
-//! 4. no match: dropped, `POLICY_DENIED`; a chosen deny: dropped, `POLICY_DENY` (the chosen
-//!    entry's verdict is `Decision::verdict`'s, as in the map).
+//! 4. no match: dropped, `POLICY_DENIED`; a chosen deny: dropped, `POLICY_DENY`.
 //!
 //! Raw `insert`/`remove` and the normalising `add` are mixed at random; verdicts (with their
 //! keys and match types), stored entries and lengths must agree after every operation. While
@@ -20,7 +19,7 @@ use std::collections::BTreeSet;
 use arbitrary::Arbitrary;
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{
-    Decision, DnsAllow, DropReason, FqdnSelectorKey, MatchType, PolicyAction, PolicyKey, PolicyMap,
+    DnsAllow, DropReason, FqdnSelectorKey, MatchType, PolicyAction, PolicyKey, PolicyMap,
     PolicyVerdict, Protocol,
 };
 use libfuzzer_sys::fuzz_target;
@@ -271,12 +270,18 @@ impl Naive {
             (false, false, 0) => MatchType::ProtoOnly,
             (false, false, _) => MatchType::L4Only,
         };
-        Decision {
-            key,
-            action,
-            match_type,
+        match action {
+            PolicyAction::Deny => PolicyVerdict::Dropped {
+                reason: DropReason::PolicyDeny,
+                key: Some(key),
+            },
+            PolicyAction::Allow => PolicyVerdict::Allowed { key, match_type },
+            PolicyAction::RedirectDns(dns) => PolicyVerdict::Redirected {
+                key,
+                match_type,
+                dns: dns.clone(),
+            },
         }
-        .verdict()
     }
 
     fn port(&self, spec: &PortSpec) -> u16 {
