@@ -18,7 +18,7 @@ use fqdnpath_datapath::conntrack::TcpFlags;
 use fqdnpath_datapath::frame::build_frame;
 use fqdnpath_datapath::{Datapath, MapSizes, Packet, ReferenceDatapath, Verdict};
 use fqdnpath_kernel::{Clock, KernelDatapath};
-use fqdnpath_policy::compile::{Delta, Prefix};
+use fqdnpath_policy::compile::{Delta, EndpointId, Prefix};
 use fqdnpath_policy::identity::Identity;
 use fqdnpath_policy::policymap::{DnsAllow, PolicyAction, PolicyKey};
 use libfuzzer_sys::fuzz_target;
@@ -60,34 +60,34 @@ fn setup() -> Option<Pair> {
             identity: Identity(257),
         },
         Delta::PolicyUpsert {
-            endpoint: 1,
+            endpoint: EndpointId(1),
             key: key(256, 6, 443, 16),
             action: PolicyAction::Allow,
         },
         Delta::PolicyUpsert {
-            endpoint: 1,
+            endpoint: EndpointId(1),
             key: key(257, 0, 0, 0),
             action: PolicyAction::Allow,
         },
         Delta::PolicyUpsert {
-            endpoint: 1,
+            endpoint: EndpointId(1),
             key: key(0, 17, 53, 16),
             action: PolicyAction::RedirectDns(DnsAllow::All),
         },
         Delta::PolicyUpsert {
-            endpoint: 1,
+            endpoint: EndpointId(1),
             key: key(2, 6, 8000, 14),
             action: PolicyAction::Deny,
         },
         Delta::PolicyUpsert {
-            endpoint: 1,
+            endpoint: EndpointId(1),
             key: key(0, 1, 0, 0),
             action: PolicyAction::Allow,
         },
     ];
     for dp in [&mut kernel as &mut dyn Datapath, &mut model] {
         for addr in ["10.0.0.1", "fd00::1"] {
-            dp.set_endpoint(1, ip(addr), Identity(16_777_217)).unwrap();
+            dp.set_endpoint(EndpointId(1), ip(addr), Identity(16_777_217)).unwrap();
         }
         dp.apply(&deltas).unwrap();
     }
