@@ -1,6 +1,8 @@
 //! What a proxy saw of a flow: [`Layer7`], with one record of [`Dns`], [`Http`] or
 //! [`Kafka`].
 
+use std::net::IpAddr;
+
 use crate::enums::L7FlowType;
 use crate::wire::message;
 
@@ -43,6 +45,28 @@ message! {
 }
 
 impl Dns {
+    /// The record of a DNS answer to `query` as the proxy's access log gives it: its addresses,
+    /// TTL (`u32::MAX`, an answer without records, is written as 0), CNAME targets, response
+    /// code and question type.
+    pub fn response(
+        query: &str,
+        ips: &[IpAddr],
+        ttl: u32,
+        cnames: &[String],
+        rcode: u16,
+        qtype: String,
+    ) -> Self {
+        Self {
+            query: query.to_owned(),
+            ips: Some(ips.iter().map(IpAddr::to_string).collect()),
+            ttl: Some(if ttl == u32::MAX { 0 } else { ttl }),
+            cnames: Some(cnames.to_vec()),
+            rcode: Some(u32::from(rcode)),
+            qtypes: Some(vec![qtype]),
+            ..Self::default()
+        }
+    }
+
     /// The mnemonic of the response code (`NOERROR`, `NXDOMAIN`, ...), or `RCODE<n>` for one
     /// without a name; an unset code is `NOERROR` (jsonpb omits 0).
     pub fn rcode_name(&self) -> String {

@@ -197,19 +197,14 @@ pub(crate) fn dns_response(
         is_reply: Some(true),
         l7: Some(Layer7 {
             l7_type: L7FlowType::Response,
-            dns: Some(Dns {
-                query: answer.qname.as_str().to_owned(),
-                ips: Some(answer.addresses.iter().map(ToString::to_string).collect()),
-                ttl: Some(if answer.ttl == u32::MAX {
-                    0
-                } else {
-                    answer.ttl
-                }),
-                cnames: Some(answer.cnames.clone()),
-                rcode: Some(u32::from(u16::from(answer.rcode))),
-                qtypes: Some(vec![answer.qtype.to_string()]),
-                ..Dns::default()
-            }),
+            dns: Some(Dns::response(
+                answer.qname.as_str(),
+                &answer.addresses,
+                answer.ttl,
+                &answer.cnames,
+                u16::from(answer.rcode),
+                answer.qtype.to_string(),
+            )),
             ..Layer7::default()
         }),
         ..Flow::default()

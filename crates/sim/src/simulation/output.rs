@@ -5,8 +5,6 @@
 //! Self-contained: it knows how the simulator's events map onto Hubble's flow and nothing of
 //! the simulation's state, which hands it plain values (the event, both ends, the names).
 
-use std::net::IpAddr;
-
 use fqdnpath_cache::{EndpointId, Observation, Timestamp};
 use fqdnpath_datapath::{FlowEvent, PROTO_UDP, Verdict};
 use fqdnpath_hubble::{
@@ -136,20 +134,14 @@ pub(super) fn dns_response(
         node_name: node.to_owned(),
         l7: Some(Layer7 {
             l7_type: L7FlowType::Response,
-            dns: Some(Dns {
-                query: qname.to_owned(),
-                ips: Some(answer.addresses.iter().map(IpAddr::to_string).collect()),
-                // No TTL at all (an answer without records) is written as 0.
-                ttl: Some(if answer.ttl == u32::MAX {
-                    0
-                } else {
-                    answer.ttl
-                }),
-                cnames: Some(answer.cnames.clone()),
-                rcode: Some(u32::from(u16::from(answer.rcode))),
-                qtypes: Some(vec![answer.qtype.to_string()]),
-                ..Dns::default()
-            }),
+            dns: Some(Dns::response(
+                qname,
+                &answer.addresses,
+                answer.ttl,
+                &answer.cnames,
+                u16::from(answer.rcode),
+                answer.qtype.to_string(),
+            )),
             ..Layer7::default()
         }),
         event_type: Some(CiliumEventType::of(CiliumEventType::ACCESS_LOG)),
